@@ -1,0 +1,1 @@
+"""RDSR → FHIR mapping (see mappings/rdsr/api.py for the public functions)."""
