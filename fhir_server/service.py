@@ -40,6 +40,12 @@ def now_instant() -> str:
 def to_instant(text: str) -> str:
     """A client-supplied date/instant (``_since``) in the stored, sortable UTC form."""
     try:
+        exact = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if exact.tzinfo is not None:
+            return exact.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        pass
+    try:
         lo, _ = date_range(text)
     except BadValue as exc:
         raise FhirError(f"invalid instant {text!r}: {exc}") from None

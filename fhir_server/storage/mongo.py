@@ -35,12 +35,30 @@ from fhir_server.search.index import IndexEntry
 from fhir_server.storage.base import Page, Store, StoredResource, VersionConflict, Write
 
 _MAX_CHAR = "\U0010ffff"
-_RANGE_TYPES = ("date", "number", "quantity")
+_MONGO_OPS = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+
+
+def _merge(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """AND of field conditions as one document (``{lo: {$gte: a}, hi: {$lte: b}}``), None if they clash."""
+    merged: dict[str, Any] = {}
+    for doc in docs:
+        for field, condition in doc.items():
+            if field.startswith("$"):
+                return None
+            if field not in merged:
+                merged[field] = condition
+            elif isinstance(merged[field], dict) and isinstance(condition, dict) and \
+                    not set(merged[field]) & set(condition):
+                merged[field] = {**merged[field], **condition}
+            else:
+                return None
+    return merged
 
 
 def _cond_doc(cond: CondExpr) -> dict[str, Any]:
     if isinstance(cond, AllConds):
-        return {"$and": [_cond_doc(c) for c in cond.parts]}
+        parts = [_cond_doc(c) for c in cond.parts]
+        return _merge(parts) or {"$and": parts}
     if isinstance(cond, AnyConds):
         return {"$or": [_cond_doc(c) for c in cond.parts]}
     col, op, value = cond.column, cond.op, cond.value
@@ -54,7 +72,7 @@ def _cond_doc(cond: CondExpr) -> dict[str, Any]:
         return {col: {"$regex": re.escape(str(value))}}
     if op == "in":
         return {col: {"$in": list(value)}}  # type: ignore[call-overload]
-    return {col: {f"${op}": value}}
+    return {col: {_MONGO_OPS[op]: value}}
 
 
 def compile_filter(f: Filter) -> dict[str, Any]:
