@@ -24,6 +24,23 @@ def laterality_of(item: ContentItem) -> Code | None:
     return child_code(item, c.LATERALITY) or child_code(item, c.LATERALITY_SCT)
 
 
+_BREASTS = {
+    "24028007": Code("73056007", "SCT", "Right breast"),
+    "7771000": Code("80248007", "SCT", "Left breast"),
+    "51440002": Code("63762007", "SCT", "Both breasts"),
+}
+
+
+def breast_with_laterality(laterality: Code | None) -> Code | None:
+    """The SNOMED CT breast structure for a laterality (Right/Left/Both qualifier, or already a breast
+    code as Hologic and GE send in TID 10005); None when unknown."""
+    if laterality is None or laterality.scheme != "SCT":
+        return None
+    if laterality.value in ("73056007", "80248007", "63762007"):
+        return laterality
+    return _BREASTS.get(laterality.value)
+
+
 def reference_point(item: ContentItem) -> str | None:
     """Reference Point Definition (113780), sent as TEXT or as a CODE (CID 10025)."""
     ref = item.find(c.REFERENCE_POINT_DEFINITION)
