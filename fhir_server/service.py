@@ -311,10 +311,28 @@ class FhirService:
             return self.delete(type_, found[0].id) if found else None
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch (what fhirpy and several clients send as a JSON object)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
 def apply_json_patch(resource: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Apply an RFC 6902 JSON Patch, turning its failures into 422 OperationOutcomes."""
+    """Apply a patch: a JSON array is an RFC 6902 JSON Patch, a JSON object an RFC 7396 merge patch.
+
+    Failures become 422 OperationOutcomes (http://hl7.org/fhir/R4/http.html#patch).
+    """
+    if isinstance(patch, dict):
+        return merge_patch(resource, patch)
     if not isinstance(patch, list):
-        raise FhirError("a JSON Patch body is a JSON array of operations")
+        raise FhirError("a patch body is a JSON Patch array or a JSON merge-patch object")
     try:
         return jsonpatch.apply_patch(resource, patch)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:

@@ -70,7 +70,7 @@ def capability_statement(base_url: str, operations: list[dict[str, Any]]) -> dic
         "implementation": {"description": "DACS — Dose Archiving and Communication System", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/merge-patch+json"],
         "rest": [{
             "mode": "server",
             "documentation": SEARCH_DOC,

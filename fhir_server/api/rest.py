@@ -23,7 +23,7 @@ from fhir_server.storage.base import StoredResource
 router = APIRouter(prefix="/fhir")
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
-PATCH_TYPES = ("application/json-patch+json",)
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", *JSON_TYPES)
 _CONTROL = ("_format", "_pretty")
 
 
@@ -67,7 +67,7 @@ def _written(request: Request, result: WriteResult) -> Response:
     """The response to a create/update/patch, honouring ``Prefer: return=``."""
     stored = result.stored
     headers = version_headers(stored, base_url(request))
-    preference = _prefer(request).get("return", "representation")
+    preference = _prefer(request).get("return", "representation").lower()
     if preference == "minimal":
         return fhir_response(None, result.status, headers)
     if preference == "operationoutcome":
@@ -87,6 +87,7 @@ def _read_response(request: Request, stored: StoredResource) -> Response:
 
 
 @router.post("")
+@router.post("/")
 async def transaction_or_batch(request: Request) -> Response:
     bundle = await _body(request)
     representation = _prefer(request).get("return") == "representation"
@@ -121,8 +122,12 @@ async def search_type(request: Request, type_: str) -> Response:
 @router.post("/{type_}/_search")
 async def search_post(request: Request, type_: str) -> Response:
     _check_type(type_)
-    form = await request.form()
-    pairs = _query(request) + [(k, str(v)) for k, v in form.multi_items()]
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise FhirError("POST _search takes an application/x-www-form-urlencoded body", status=415,
+                        code="not-supported")
+    body = (await request.body()).decode("utf-8", errors="replace")
+    pairs = _query(request) + parse_qsl(body, keep_blank_values=True)
     return await _search(request, type_, pairs)
 
 
