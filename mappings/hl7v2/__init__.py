@@ -20,7 +20,7 @@ XTN, CWE, XCN, DTM → FHIR), ``patient`` (PID/MRG), ``encounter`` (PV1), ``orde
 update semantics), ``ack`` (ACK/NAK, duplicate key), ``errors`` (table 0357 codes).
 """
 
-from mappings.hl7v2.ack import ack_code, build_ack, build_reject, duplicate_key
+from mappings.hl7v2.ack import ack_code, build_ack, build_batch_ack, build_reject, duplicate_key
 from mappings.hl7v2.bundle import IdentifierKey, Upsert, merge_upsert
 from mappings.hl7v2.datatypes import MappingOptions
 from mappings.hl7v2.er7 import (
@@ -56,6 +56,7 @@ __all__ = [
     "Upsert",
     "ack_code",
     "build_ack",
+    "build_batch_ack",
     "build_reject",
     "check_header",
     "decode_message",

@@ -161,3 +161,30 @@ def build_reject(
     if header is None:
         return None
     return build_ack(header, error.outcome, error, application=application, facility=facility)
+
+
+def build_batch_ack(
+    batch_header: bytes | None, acks: list[bytes], *, now: dt.datetime | None = None
+) -> bytes:
+    """A batch acknowledgement (HL7 v2.5 §2.10.3): BHS, the ACKs, BTS with their count.
+
+    Sending/receiving application and facility are swapped from the incoming BHS (if any) and BHS-12
+    (reference batch control id) echoes its BHS-11. Messages whose ACK mode asks for no ACK are simply
+    absent, which the batch protocol allows ("only errors acknowledged" style).
+    """
+    fs, enc_chars = "|", "^~\\&"
+    incoming: list[str] = []
+    if batch_header and len(batch_header) > 4 and batch_header[:3] in (b"BHS", b"FHS"):
+        text = batch_header.decode("latin-1")
+        fs = text[3]
+        incoming = ["BHS", fs, *text.split(fs)[1:]]
+        enc_chars = incoming[2] or enc_chars
+
+    def field(n: int) -> str:
+        return incoming[n] if n < len(incoming) else ""
+
+    bhs = ["BHS", enc_chars, field(5) or "DACS", field(6), field(3), field(4), _timestamp(now), "", "", "",
+           new_control_id(), field(11)]
+    header = fs.join(bhs).rstrip(fs) + "\r"
+    trailer = f"BTS{fs}{len(acks)}\r"
+    return header.encode("latin-1", errors="replace") + b"".join(acks) + trailer.encode("ascii")

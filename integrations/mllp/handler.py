@@ -1,0 +1,150 @@
+"""The MLLP handler for RIS messages: duplicate check → parse and map → commit → ACK.
+
+This is the one place where HL7 v2 processing outcomes become ACK codes (STYLE.md: "exceptions become
+statuses in exactly one place per protocol"). What is stored, and how, belongs to the pipeline, which
+plugs in through two hooks:
+
+* ``commit(result, raw)`` — write ``result.bundle`` (and apply ``result.repoints``) durably. It runs
+  before the ACK; if it raises, the message is answered AR 207 (the RIS should send it again) and
+  nothing is acknowledged as accepted.
+* ``store`` (:class:`AckStore`) — ``get(key)`` returns the ACK already sent for the same MSH-3+MSH-4+
+  MSH-10 (the message is not processed again); ``put(key, raw, ack, outcome)`` archives every message
+  with the ACK it got (called for all outcomes, so rejected input is kept for inspection too).
+
+Without hooks (tests, benchmarks) messages are parsed, mapped and acknowledged without being stored.
+An MLLP block holding an FHS/BHS batch, or several MSH, is answered with a batch acknowledgement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from mappings.hl7v2 import (
+    AckOutcome,
+    ApplicationInternalError,
+    Hl7Error,
+    MappingOptions,
+    MappingResult,
+    MessageHeader,
+    build_ack,
+    build_batch_ack,
+    build_reject,
+    duplicate_key,
+    map_message,
+    parse_message,
+    split_messages,
+)
+
+log = logging.getLogger(__name__)
+
+CommitHook = Callable[[MappingResult, bytes], Awaitable[None]]
+
+
+class AckStore(Protocol):
+    """Where past ACKs are remembered and raw messages archived (implemented by the pipeline)."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The ACK already sent for this duplicate key, or None."""
+        ...
+
+    async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+        """Archive ``raw`` with the ``ack`` sent for it (``key`` is None when no MSH could be read)."""
+        ...
+
+
+class Hl7Receiver:
+    """``async (raw message) -> ACK bytes`` for :class:`integrations.mllp.server.MllpServer`.
+
+    Parameters
+    ----------
+    commit
+        Durable write of a mapped message (see module docstring); None = acknowledge without storing.
+    store
+        Duplicate detection and archive; None = no duplicate detection.
+    options
+        Mapping options (time zone of the RIS, local URI base).
+    application, facility
+        Names DACS uses in ACKs when the message did not name its receiver (MSH-5/MSH-6).
+    """
+
+    def __init__(
+        self,
+        commit: CommitHook | None = None,
+        store: AckStore | None = None,
+        *,
+        options: MappingOptions | None = None,
+        application: str = "DACS",
+        facility: str = "",
+    ) -> None:
+        self.commit = commit
+        self.store = store
+        self.options = options or MappingOptions()
+        self.application = application
+        self.facility = facility
+
+    async def __call__(self, raw: bytes) -> bytes | None:
+        """Answer one MLLP block: a single message, or a batch (FHS/BHS or several MSH)."""
+        if raw.lstrip()[:3] in (b"FHS", b"BHS") or raw.count(b"MSH") > 1:
+            batch = split_messages(raw)
+            if batch.is_batch or len(batch.messages) > 1:
+                for warning in batch.warnings:
+                    log.warning("HL7 batch: %s", warning)
+                acks = [ack for m in batch.messages if (ack := await self.receive(m))]
+                return build_batch_ack(batch.batch_header or batch.file_header, acks)
+        return await self.receive(raw)
+
+    def _ack(self, header: MessageHeader, outcome: AckOutcome, error: Hl7Error | None = None) -> bytes | None:
+        return build_ack(header, outcome, error, application=self.application, facility=self.facility)
+
+    async def receive(self, raw: bytes) -> bytes | None:
+        """Process one message and return its ACK (None when its enhanced ACK mode asks for none)."""
+        header: MessageHeader | None = None
+        key: str | None = None
+        try:
+            message = parse_message(raw)
+            header = message.header
+            key = duplicate_key(header)
+            if self.store is not None:
+                previous = await self.store.get(key)
+                if previous is not None:
+                    log.info("HL7 %s: duplicate of an earlier message, answered with the stored ACK", key)
+                    return previous
+            result = map_message(message, self.options)
+        except Hl7Error as exc:
+            return await self._refuse(raw, header, key, exc)
+        except Exception as exc:  # a mapping bug must not take the listener down
+            log.exception("HL7 %s: mapping failed", key)
+            error = ApplicationInternalError(f"internal error while mapping ({type(exc).__name__})")
+            return await self._refuse(raw, header, key, error)
+        for warning in result.warnings:
+            log.info("HL7 %s %s: %s", result.message_type, result.control_id, warning)
+        if self.commit is not None:
+            try:
+                await self.commit(result, raw)
+            except Exception as exc:
+                log.exception("HL7 %s: commit failed", key)
+                error = ApplicationInternalError(
+                    f"the message could not be stored ({type(exc).__name__}); send it again", retryable=True
+                )
+                return await self._refuse(raw, header, key, error)
+        ack = self._ack(result.header, AckOutcome.ACCEPT)
+        if self.store is not None:
+            await self.store.put(key, raw, ack, AckOutcome.ACCEPT)
+        return ack
+
+    async def _refuse(
+        self, raw: bytes, header: MessageHeader | None, key: str | None, error: Hl7Error
+    ) -> bytes | None:
+        log.warning("HL7 %s: %s %d: %s", key, error.outcome.value, error.code, error.message)
+        if header is not None:
+            ack = self._ack(header, error.outcome, error)
+        else:
+            ack = build_reject(raw, error, application=self.application, facility=self.facility)
+        if self.store is not None:
+            try:
+                await self.store.put(key, raw, ack, error.outcome)
+            except Exception:
+                log.exception("HL7 %s: archiving a refused message failed", key)
+        return ack
