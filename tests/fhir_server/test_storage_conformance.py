@@ -261,7 +261,8 @@ def test_date_search(data: FhirService) -> None:
 
 
 def test_quantity_and_number_search(data: FhirService) -> None:
-    assert ids(data, "Observation", f"component-value-quantity=gt500|{UCUM}|mGy.cm") == {"o2"}
+    # o3 is 0.8 Gy.cm = 800 mGy.cm: units are compared after conversion
+    assert ids(data, "Observation", f"component-value-quantity=gt500|{UCUM}|mGy.cm") == {"o2", "o3"}
     assert ids(data, "Observation", "component-value-quantity=350") == {"o1"}
     assert ids(data, "Observation", "component-value-quantity=ap1150") == {"o2"}
     assert ids(data, "Observation", "value-quantity=lt100") == {"o4"}
@@ -340,3 +341,12 @@ def test_injection_is_inert(data: FhirService, value: str) -> None:
     assert ids(data, "Patient", f"family:contains={value}") == set()
     assert ids(data, "Patient", f"identifier={value}") == set()
     assert ids(data, "Patient", "family=el") == {"pa", "pb"}  # the store is intact
+
+
+def test_quantity_search_converts_ucum_units(data: FhirService) -> None:
+    # o3 is 0.8 Gy.cm = 800 mGy.cm; o2 is 1200 mGy.cm
+    assert ids(data, "Observation", f"component-value-quantity=gt0.5|{UCUM}|Gy.cm") == {"o2", "o3"}
+    assert ids(data, "Observation", f"component-value-quantity=800|{UCUM}|mGy.cm") == {"o3"}
+    assert ids(data, "Observation", f"component-value-quantity=lt0.4|{UCUM}|Gy.cm") == {"o1"}
+    # a unit of another kind never matches a dose-length product
+    assert ids(data, "Observation", f"component-value-quantity=gt0|{UCUM}|mGy") == set()
