@@ -33,3 +33,7 @@ class OutOfDomainError(TerminologyError):
 
 class UnknownCodeError(TerminologyError):
     """A code or code system is not known to the terminology registry."""
+
+
+class MissingInputError(TerminologyError):
+    """A calculation lacks an input it needs (patient age under a 'refuse' policy, neutron energy…)."""
