@@ -34,7 +34,13 @@ SCHEME_TO_SYSTEM: dict[str, str] = {
     "UCUM": UCUM,
 }
 
-DACS_CODE_SYSTEMS = ("calculation-method", "dose-finding", "dose-quantity", "body-region", "standard-procedure")
+DACS_CODE_SYSTEMS = (
+    "calculation-method",
+    "dose-finding",
+    "dose-quantity",
+    "body-region",
+    "standard-procedure",
+)
 
 
 def dacs_system(name: str) -> str:

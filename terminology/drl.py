@@ -99,15 +99,28 @@ def applicable_drls(
         if not ok:
             continue
         for entry in dset.entries:
-            if entry.exam == exam and entry.quantity == quantity and (modality is None or entry.modality == modality):
+            if (
+                entry.exam == exam
+                and entry.quantity == quantity
+                and (modality is None or entry.modality == modality)
+            ):
                 out.append((dset, entry, note))
                 break
     return tuple(out)
 
 
 def _compare(
-    value: Quantity, exam: str, quantity: str, *, age_years: float | None, modality: str | None,
-    sets: Sequence[str] | None, factor: float | None, ref: ReferenceData, statistic: str, n: int,
+    value: Quantity,
+    exam: str,
+    quantity: str,
+    *,
+    age_years: float | None,
+    modality: str | None,
+    sets: Sequence[str] | None,
+    factor: float | None,
+    ref: ReferenceData,
+    statistic: str,
+    n: int,
 ) -> DrlEvaluation:
     if age_years is None and ref.policy.missing_age == "refuse":
         raise MissingInputError("patient age is unknown and the evaluation policy refuses to assume an adult")
@@ -117,18 +130,27 @@ def _compare(
     if fac <= 0:
         raise TerminologyError("the DRL exceedance factor must be positive")
     comparisons = []
-    for dset, entry, note in applicable_drls(exam, quantity, age_years=age_years, modality=modality, sets=sets,
-                                             reference=ref):
+    for dset, entry, note in applicable_drls(
+        exam, quantity, age_years=age_years, modality=modality, sets=sets, reference=ref
+    ):
         drl = Quantity(entry.value, entry.unit)
         drl_value = drl.value_in(value.unit)
         ratio = value.value / drl_value
         comparisons.append(
             DrlComparison(
                 method="drl-comparison",
-                inputs=(Input(quantity if statistic == "value" else f"median {quantity}", value.value, value.unit),
-                        Input("exam", exam), Input("age", age_years, "a")),
-                coefficients=(Coefficient(f"DRL {quantity} {entry.label}", entry.value, entry.unit, dset.id,
-                                          dset.source),),
+                inputs=(
+                    Input(
+                        quantity if statistic == "value" else f"median {quantity}", value.value, value.unit
+                    ),
+                    Input("exam", exam),
+                    Input("age", age_years, "a"),
+                ),
+                coefficients=(
+                    Coefficient(
+                        f"DRL {quantity} {entry.label}", entry.value, entry.unit, dset.id, dset.source
+                    ),
+                ),
                 assumptions=(note,) if note else (),
                 exam=exam,
                 quantity=quantity,
@@ -136,7 +158,8 @@ def _compare(
                 drl=drl,
                 drl_set=dset.id,
                 drl_set_kind=dset.kind,
-                drl_label=entry.label + (f" ({entry.clinical_indication})" if entry.clinical_indication else ""),
+                drl_label=entry.label
+                + (f" ({entry.clinical_indication})" if entry.clinical_indication else ""),
                 ratio=ratio,
                 factor=fac,
                 exceeded=value.value > drl_value * fac,
@@ -147,8 +170,9 @@ def _compare(
     reason = None
     if not comparisons:
         adult = age_years is None or age_years >= ref.policy.adult_min_age_years
-        reason = (f"no DRL for {exam} {quantity} in the applicable sets"
-                  + ("" if adult else " (paediatric patient: adult DRLs do not apply)"))
+        reason = f"no DRL for {exam} {quantity} in the applicable sets" + (
+            "" if adult else " (paediatric patient: adult DRLs do not apply)"
+        )
     return DrlEvaluation(exam, quantity, tuple(comparisons), reason)
 
 
@@ -172,8 +196,18 @@ def compare_with_drl(
     q = as_quantity(value, quantity_kind(quantity))
     if q.value < 0:
         raise TerminologyError(f"{quantity} cannot be negative")
-    return _compare(q, exam, quantity, age_years=age_years, modality=modality, sets=sets, factor=factor, ref=ref,
-                    statistic="value", n=1)
+    return _compare(
+        q,
+        exam,
+        quantity,
+        age_years=age_years,
+        modality=modality,
+        sets=sets,
+        factor=factor,
+        ref=ref,
+        statistic="value",
+        n=1,
+    )
 
 
 def compare_median_with_drl(
@@ -194,5 +228,15 @@ def compare_median_with_drl(
     canonical = [as_quantity(v, kind) for v in values]
     median = Quantity(statistics.median(q.value for q in canonical), canonical[0].unit)
     age = ref.policy.adult_min_age_years if adult_sample else 0.0
-    return _compare(median, exam, quantity, age_years=age, modality=None, sets=sets, factor=factor, ref=ref,
-                    statistic="median", n=len(canonical))
+    return _compare(
+        median,
+        exam,
+        quantity,
+        age_years=age,
+        modality=None,
+        sets=sets,
+        factor=factor,
+        ref=ref,
+        statistic="median",
+        n=len(canonical),
+    )

@@ -137,12 +137,16 @@ def effective_dose_from_dlp(
         set_ids = ref.policy.k_factor_sets.get(basis, ())
     if age_years is None:
         if ref.policy.missing_age == "refuse":
-            raise MissingInputError("patient age is unknown and the evaluation policy refuses to assume an adult")
+            raise MissingInputError(
+                "patient age is unknown and the evaluation policy refuses to assume an adult"
+            )
         assumptions.append("age unknown: adult coefficient used (evaluation policy 'assume-adult')")
     tried = []
     for set_id in set_ids:
         kset = ref.k_factors[set_id]
-        band_label = _adult_band_label(kset) if age_years is None else getattr(kset.band_for(age_years), "label", None)
+        band_label = (
+            _adult_band_label(kset) if age_years is None else getattr(kset.band_for(age_years), "label", None)
+        )
         used_region = k_region if k_region in kset.coefficients else kset.region_fallbacks.get(k_region)
         tried.append(set_id)
         if band_label is None or used_region is None or band_label not in kset.coefficients[used_region]:
@@ -159,8 +163,11 @@ def effective_dose_from_dlp(
                 Input("region", region),
                 Input("age", age_years, "a"),
             ),
-            coefficients=(Coefficient(f"k({used_region}, {band_label})", k, kset.unit, set_id,
-                                      kset.source_for(used_region)),),
+            coefficients=(
+                Coefficient(
+                    f"k({used_region}, {band_label})", k, kset.unit, set_id, kset.source_for(used_region)
+                ),
+            ),
             assumptions=tuple(assumptions),
             value=dose.value * k,
             icrp=kset.icrp,
@@ -169,7 +176,8 @@ def effective_dose_from_dlp(
         )
     age_text = "unknown age" if age_years is None else f"age {age_years:g} y"
     raise NoCoefficientError(
-        f"no verified {basis} k-factor for region {k_region!r} at {age_text} (sets tried: {', '.join(tried) or 'none'})"
+        f"no verified {basis} k-factor for region {k_region!r} at {age_text} "
+        f"(sets tried: {', '.join(tried) or 'none'})"
     )
 
 
@@ -191,7 +199,9 @@ def radiation_weighting_factor(
     if radiation in wset.factors:
         return wset.factors[radiation]
     if radiation != "neutron":
-        raise TerminologyError(f"unknown radiation type {radiation!r}; known: {sorted(wset.factors)} and 'neutron'")
+        raise TerminologyError(
+            f"unknown radiation type {radiation!r}; known: {sorted(wset.factors)} and 'neutron'"
+        )
     if neutron_energy_mev is None or not neutron_energy_mev > 0:
         raise MissingInputError("a neutron weighting factor needs the neutron energy in MeV")
     for piece in wset.neutron_pieces:
@@ -226,13 +236,14 @@ def effective_dose_from_organ_doses(
     tset = ref.tissue_weights.get(basis)
     if tset is None:
         raise NoCoefficientError(f"no tissue weighting factors for {basis!r}")
-    w_r = radiation_weighting_factor(radiation, icrp=basis, neutron_energy_mev=neutron_energy_mev, reference=ref)
+    w_r = radiation_weighting_factor(
+        radiation, icrp=basis, neutron_energy_mev=neutron_energy_mev, reference=ref
+    )
     doses: dict[str, float] = {}
     for tissue, dose in organ_doses.items():
         if tissue not in tset.factors and tissue not in tset.remainder_tissues:
-            raise TerminologyError(
-                f"{tissue!r} is not a {basis} tissue; known: {sorted(set(tset.factors) | set(tset.remainder_tissues))}"
-            )
+            known = sorted(set(tset.factors) | set(tset.remainder_tissues))
+            raise TerminologyError(f"{tissue!r} is not a {basis} tissue; known: {known}")
         value = as_quantity(dose, QuantityKind.DOSE).value
         if value < 0:
             raise TerminologyError(f"absorbed dose to {tissue!r} cannot be negative")
@@ -257,12 +268,12 @@ def effective_dose_from_organ_doses(
     if missing:
         assumptions.append(f"no dose given for {', '.join(missing)}: counted as zero")
     if remainder_given and "remainder" in tset.factors and len(remainder_given) < len(tset.remainder_tissues):
-        assumptions.append(
-            f"remainder dose = mean of {len(remainder_given)} of {len(tset.remainder_tissues)} remainder tissues given"
-        )
-    coefficients = tuple(
-        Coefficient(f"w_T({c.tissue})", c.weight, "1", tset.id, tset.source) for c in contributions
-    ) + (Coefficient(f"w_R({radiation})", w_r, "1", basis, ref.radiation_weights[basis].source),)
+        given, total = len(remainder_given), len(tset.remainder_tissues)
+        assumptions.append(f"remainder dose = mean of the {given} of {total} remainder tissues given")
+    coefficients = (
+        *(Coefficient(f"w_T({c.tissue})", c.weight, "1", tset.id, tset.source) for c in contributions),
+        Coefficient(f"w_R({radiation})", w_r, "1", basis, ref.radiation_weights[basis].source),
+    )
     return EffectiveDose(
         method="organ-dose-weighted-sum",
         inputs=tuple(Input(f"D({t})", d, "mGy") for t, d in doses.items()),
@@ -305,7 +316,11 @@ def effective_dose_from_dap(
                 assumptions = ("age unknown: adult coefficient used",) if age_years is None else ()
                 return EffectiveDose(
                     method="projection-dap-coefficient",
-                    inputs=(Input("DAP", dose.value, dose.unit), Input("exam", exam), Input("age", age_years, "a")),
+                    inputs=(
+                        Input("DAP", dose.value, dose.unit),
+                        Input("exam", exam),
+                        Input("age", age_years, "a"),
+                    ),
                     coefficients=(Coefficient(f"c({exam})", coef.value, coef.unit, cset.id, cset.source),),
                     assumptions=assumptions,
                     value=value,

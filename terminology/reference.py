@@ -355,9 +355,13 @@ class UnitEntry:
     unit: UcumUnit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReferenceData:
-    """Everything in ``terminology/data`` (plus site overrides), validated and frozen."""
+    """Everything in ``terminology/data`` (plus site overrides), validated and frozen.
+
+    Compared and hashed by identity (``load_reference`` returns the same object until a site file
+    changes), so derived tables can be cached per instance.
+    """
 
     tissue_weights: Mapping[str, TissueWeightSet]
     radiation_weights: Mapping[str, RadiationWeightSet]
@@ -419,7 +423,7 @@ def _need(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where:
     if key not in obj:
         raise ReferenceDataError(f"{where}: missing {key!r}")
     value = obj[key]
-    if not isinstance(value, typ) or isinstance(value, bool) and typ in (int, float, (int, float)):
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ in (int, float, (int, float))):
         raise ReferenceDataError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
     return value
 
@@ -487,7 +491,9 @@ def _parse_radiation_set(raw: Mapping[str, Any], doc: _Doc) -> RadiationWeightSe
         _number(factors, name, where)
     neutron = raw.get("neutron") or {}
     pieces = tuple(
-        NeutronPiece(p.get("below_mev"), _number(p, "a", where), _number(p, "b", where), _number(p, "c", where))
+        NeutronPiece(
+            p.get("below_mev"), _number(p, "a", where), _number(p, "b", where), _number(p, "c", where)
+        )
         for p in neutron.get("pieces", [])
     )
     steps = tuple(NeutronStep(s.get("below_mev"), _number(s, "w_r", where)) for s in neutron.get("steps", []))
@@ -527,8 +533,11 @@ def _parse_k_set(raw: Mapping[str, Any], doc: _Doc) -> KFactorSet:
         if target not in coefficients:
             raise ReferenceDataError(f"{where}: fallback {region!r} -> {target!r} points to no coefficients")
     region_sources = {
-        region: Source(**{k: v for k, v in src.items() if k in Source.__dataclass_fields__}, file=doc.path.name,
-                       origin=doc.origin)
+        region: Source(
+            **{k: v for k, v in src.items() if k in Source.__dataclass_fields__},
+            file=doc.path.name,
+            origin=doc.origin,
+        )
         for region, src in (raw.get("region_sources") or {}).items()
     }
     return KFactorSet(
@@ -569,7 +578,9 @@ def quantity_kind(quantity: str) -> QuantityKind:
     try:
         return _QUANTITY_KINDS[quantity]
     except KeyError:
-        raise ReferenceDataError(f"unknown dose quantity {quantity!r}; known: {sorted(_QUANTITY_KINDS)}") from None
+        raise ReferenceDataError(
+            f"unknown dose quantity {quantity!r}; known: {sorted(_QUANTITY_KINDS)}"
+        ) from None
 
 
 def _checked_quantity(raw: Mapping[str, Any], where: str) -> tuple[str, float, str]:
@@ -805,7 +816,9 @@ def _parse_body_regions(docs: Iterable[_Doc]) -> dict[str, BodyRegion]:
     return regions
 
 
-def _parse_procedures(docs: Iterable[_Doc], regions: Mapping[str, BodyRegion]) -> dict[str, StandardProcedure]:
+def _parse_procedures(
+    docs: Iterable[_Doc], regions: Mapping[str, BodyRegion]
+) -> dict[str, StandardProcedure]:
     out: dict[str, StandardProcedure] = {}
     for doc in docs:
         for raw in _need(doc.body, "concepts", list, doc.where()):
@@ -822,8 +835,9 @@ def _parse_procedures(docs: Iterable[_Doc], regions: Mapping[str, BodyRegion]) -
     return out
 
 
-def _parse_protocol_map(docs: list[_Doc], regions: Mapping[str, BodyRegion],
-                        procedures: Mapping[str, StandardProcedure]) -> ProtocolMap:
+def _parse_protocol_map(
+    docs: list[_Doc], regions: Mapping[str, BodyRegion], procedures: Mapping[str, StandardProcedure]
+) -> ProtocolMap:
     """Merge protocol maps; site documents (later in ``docs``) take precedence."""
     code_rules: list[CodeRule] = []
     keyword_rules: list[ProcedureKeywordRule] = []
@@ -841,12 +855,21 @@ def _parse_protocol_map(docs: list[_Doc], regions: Mapping[str, BodyRegion],
     for doc in reversed(docs):  # site first
         body, where = doc.body, doc.where()
         for r in body.get("code_rules", []):
-            code_rules.append(CodeRule(_need(r, "system", str, where), _need(r, "code", str, where),
-                                       check_proc(_need(r, "standard_procedure", str, where), where)))
+            code_rules.append(
+                CodeRule(
+                    _need(r, "system", str, where),
+                    _need(r, "code", str, where),
+                    check_proc(_need(r, "standard_procedure", str, where), where),
+                )
+            )
         for r in body.get("procedure_keywords", []):
-            keyword_rules.append(ProcedureKeywordRule(
-                check_proc(_need(r, "standard_procedure", str, where), where),
-                _str_tuple(r.get("modality"), where), _str_tuple(r.get("keywords"), where)))
+            keyword_rules.append(
+                ProcedureKeywordRule(
+                    check_proc(_need(r, "standard_procedure", str, where), where),
+                    _str_tuple(r.get("modality"), where),
+                    _str_tuple(r.get("keywords"), where),
+                )
+            )
         for region, words in body.get("region_keywords", {}).items():
             if region not in regions:
                 raise ReferenceDataError(f"{where}: region keywords for unknown region {region!r}")
@@ -854,9 +877,16 @@ def _parse_protocol_map(docs: list[_Doc], regions: Mapping[str, BodyRegion],
         for r in body.get("region_combinations", []):
             regs = frozenset(_str_tuple(r.get("regions"), where))
             if not regs <= set(regions):
-                raise ReferenceDataError(f"{where}: combination uses unknown regions {sorted(regs - set(regions))}")
-            combinations.append(RegionCombination(_need(r, "modality", str, where), regs,
-                                                  check_proc(_need(r, "standard_procedure", str, where), where)))
+                raise ReferenceDataError(
+                    f"{where}: combination uses unknown regions {sorted(regs - set(regions))}"
+                )
+            combinations.append(
+                RegionCombination(
+                    _need(r, "modality", str, where),
+                    regs,
+                    check_proc(_need(r, "standard_procedure", str, where), where),
+                )
+            )
         for k, v in body.get("modality_aliases", {}).items():
             aliases.setdefault(k, v)
         for k, v in body.get("modality_defaults", {}).items():
@@ -877,8 +907,16 @@ def _parse_protocol_map(docs: list[_Doc], regions: Mapping[str, BodyRegion],
 
 
 _POLICY_KEYS = {
-    "icrp", "k_factor_sets", "adult_min_age_years", "missing_age", "drl_set_priority", "drl_exceedance_factor",
-    "fluoro_threshold_sets", "ct_dose_check_sets", "ssde_allow_extrapolation", "cumulative_effective_dose",
+    "icrp",
+    "k_factor_sets",
+    "adult_min_age_years",
+    "missing_age",
+    "drl_set_priority",
+    "drl_exceedance_factor",
+    "fluoro_threshold_sets",
+    "ct_dose_check_sets",
+    "ssde_allow_extrapolation",
+    "cumulative_effective_dose",
 }
 
 
@@ -932,7 +970,9 @@ def _parse_dacs_systems(doc: _Doc) -> list[CodeSystemData]:
     for cs in _need(doc.body, "code_systems", list, doc.where()):
         where = doc.where(cs.get("id"))
         concepts = {
-            c["code"]: Concept(c["code"], c["display"], _frozen({k: v for k, v in c.items() if k not in ("code", "display")}))
+            c["code"]: Concept(
+                c["code"], c["display"], _frozen({k: v for k, v in c.items() if k not in ("code", "display")})
+            )
             for c in _need(cs, "concepts", list, where)
         }
         out.append(
@@ -1005,7 +1045,9 @@ def _build(site_dir: str | None) -> ReferenceData:
     for region in regions.values():
         for other in region.within:
             if other not in regions:
-                raise ReferenceDataError(f"body region {region.id!r}: 'within' names unknown region {other!r}")
+                raise ReferenceDataError(
+                    f"body region {region.id!r}: 'within' names unknown region {other!r}"
+                )
     code_systems: dict[str, CodeSystemData] = {}
     for doc in kind_docs("code-system-fragment"):
         cs = _parse_code_fragment(doc)
@@ -1052,7 +1094,9 @@ def _check_policy_references(ref: ReferenceData) -> None:
             if kset is None:
                 raise ReferenceDataError(f"evaluation-policy: unknown k-factor set {set_id!r}")
             if kset.icrp != icrp:
-                raise ReferenceDataError(f"evaluation-policy: k-factor set {set_id!r} is {kset.icrp}, listed for {icrp}")
+                raise ReferenceDataError(
+                    f"evaluation-policy: k-factor set {set_id!r} is {kset.icrp}, listed for {icrp}"
+                )
     for set_id in policy.drl_set_priority:
         if set_id not in ref.drl_sets:
             raise ReferenceDataError(f"evaluation-policy: unknown DRL set {set_id!r}")

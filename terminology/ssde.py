@@ -22,8 +22,12 @@ from terminology.ucum import Quantity, QuantityKind, as_quantity
 METHOD_WATER_EQUIVALENT_DIAMETER = Coding(DCM, "113988", "Estimated from Water Equivalent Diameter")
 
 _PHANTOM_ALIASES = {
-    "32": "body-32cm", "body": "body-32cm", "body-32cm": "body-32cm",
-    "16": "head-16cm", "head": "head-16cm", "head-16cm": "head-16cm",
+    "32": "body-32cm",
+    "body": "body-32cm",
+    "body-32cm": "body-32cm",
+    "16": "head-16cm",
+    "head": "head-16cm",
+    "head-16cm": "head-16cm",
 }
 
 DIAMETER_KINDS = ("effective", "water-equivalent")
@@ -57,8 +61,13 @@ def _fit_for(phantom: str, ref: ReferenceData) -> SsdeFit:
     )
 
 
-def conversion_factor(diameter_cm: float, phantom: str, *, allow_extrapolation: bool | None = None,
-                      reference: ReferenceData | None = None) -> tuple[float, SsdeFit, bool]:
+def conversion_factor(
+    diameter_cm: float,
+    phantom: str,
+    *,
+    allow_extrapolation: bool | None = None,
+    reference: ReferenceData | None = None,
+) -> tuple[float, SsdeFit, bool]:
     """f(D) for a diameter in cm; returns (f, fit, extrapolated).
 
     Raises ``OutOfDomainError`` outside the fit's domain unless extrapolation is allowed (argument,
@@ -72,7 +81,9 @@ def conversion_factor(diameter_cm: float, phantom: str, *, allow_extrapolation: 
     outside = not (low <= diameter_cm <= high)
     allow = ref.policy.ssde_allow_extrapolation if allow_extrapolation is None else allow_extrapolation
     if outside and not allow:
-        raise OutOfDomainError(f"diameter {diameter_cm:g} cm is outside the {fit.id} fit domain {low:g}-{high:g} cm")
+        raise OutOfDomainError(
+            f"diameter {diameter_cm:g} cm is outside the {fit.id} fit domain {low:g}-{high:g} cm"
+        )
     return fit.a * math.exp(-fit.b * diameter_cm), fit, outside
 
 
@@ -105,7 +116,9 @@ def ssde(
     if dose.value < 0:
         raise TerminologyError("CTDIvol cannot be negative")
     d_cm = as_quantity(diameter, QuantityKind.LENGTH).value_in("cm")
-    f, fit, extrapolated = conversion_factor(d_cm, phantom, allow_extrapolation=allow_extrapolation, reference=ref)
+    f, fit, extrapolated = conversion_factor(
+        d_cm, phantom, allow_extrapolation=allow_extrapolation, reference=ref
+    )
     assumptions = (f"diameter {d_cm:g} cm outside the fit domain: extrapolated",) if extrapolated else ()
     water = diameter_kind == "water-equivalent"
     return Ssde(

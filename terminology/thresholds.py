@@ -37,8 +37,8 @@ _CT_FINDINGS = {
 
 # Values configured on the scanner itself and recorded in the RDSR (DICOM TID 10015).
 TID_10015_SOURCE = Source(
-    citation="Notification/alert value configured on the scanner, recorded in the RDSR (DICOM PS3.16 TID 10015, "
-    "NEMA XR-25 Dose Check)",
+    citation="Notification/alert value configured on the scanner, recorded in the RDSR "
+    "(DICOM PS3.16 TID 10015, NEMA XR-25 Dose Check)",
     evidence="P",
     origin="rdsr",
 )
@@ -68,9 +68,24 @@ class ThresholdCheck(Calculation):
         return f"{self.threshold_set}/{self.threshold_id}"
 
 
-def _check(value: Quantity, quantity: str, limit_value: float, limit_unit: str, *, set_id: str, item_id: str,
-           level: str, finding: str, source: Source, scope: str, inclusive: bool, window_days: int | None = None,
-           period: str | None = None, action: str | None = None, context: tuple[Input, ...] = ()) -> ThresholdCheck:
+def _check(
+    value: Quantity,
+    quantity: str,
+    limit_value: float,
+    limit_unit: str,
+    *,
+    set_id: str,
+    item_id: str,
+    level: str,
+    finding: str,
+    source: Source,
+    scope: str,
+    inclusive: bool,
+    window_days: int | None = None,
+    period: str | None = None,
+    action: str | None = None,
+    context: tuple[Input, ...] = (),
+) -> ThresholdCheck:
     limit = Quantity(limit_value, limit_unit)
     limit_in_value_unit = limit.value_in(value.unit)
     exceeded = value.value >= limit_in_value_unit if inclusive else value.value > limit_in_value_unit
@@ -107,8 +122,9 @@ def _values(values: Mapping[str, Quantity | tuple[float, str] | None]) -> dict[s
     return out
 
 
-def _applies(t: Threshold, *, scope: str, modality: str | None, population: str | None,
-             body_region: str | None) -> bool:
+def _applies(
+    t: Threshold, *, scope: str, modality: str | None, population: str | None, body_region: str | None
+) -> bool:
     if t.scope != scope:
         return False
     if modality is not None and t.modalities and modality not in t.modalities:
@@ -134,12 +150,27 @@ def evaluate_thresholds(
     out = []
     for tset in threshold_sets:
         for t in tset.thresholds:
-            if t.quantity not in given or not _applies(t, scope=scope, modality=modality, population=population,
-                                                       body_region=body_region):
+            if t.quantity not in given or not _applies(
+                t, scope=scope, modality=modality, population=population, body_region=body_region
+            ):
                 continue
-            out.append(_check(given[t.quantity], t.quantity, t.value, t.unit, set_id=tset.id, item_id=t.id,
-                              level=t.level, finding=findings.get(t.level, default_finding), source=tset.source,
-                              scope=t.scope, inclusive=True, window_days=t.window_days, action=t.action))
+            out.append(
+                _check(
+                    given[t.quantity],
+                    t.quantity,
+                    t.value,
+                    t.unit,
+                    set_id=tset.id,
+                    item_id=t.id,
+                    level=t.level,
+                    finding=findings.get(t.level, default_finding),
+                    source=tset.source,
+                    scope=t.scope,
+                    inclusive=True,
+                    window_days=t.window_days,
+                    action=t.action,
+                )
+            )
     return tuple(out)
 
 
@@ -171,7 +202,11 @@ def evaluate_fluoroscopy(
     chosen = _sets(ref.fluoro_thresholds, sets if sets is not None else ref.policy.fluoro_threshold_sets)
     return evaluate_thresholds(
         {"Ka,r": ka_r, "DAP": dap, "PSD": psd, "fluoro-time": fluoro_time},
-        chosen, _FLUORO_FINDINGS, "fluoro-threshold-exceeded", scope=scope, modality=modality,
+        chosen,
+        _FLUORO_FINDINGS,
+        "fluoro-threshold-exceeded",
+        scope=scope,
+        modality=modality,
     )
 
 
@@ -195,8 +230,14 @@ def evaluate_ct_dose_check(
     ref = reference or load_reference()
     chosen = _sets(ref.ct_dose_check, sets if sets is not None else ref.policy.ct_dose_check_sets)
     return evaluate_thresholds(
-        {"CTDIvol": ctdivol, "DLP": dlp}, chosen, _CT_FINDINGS, "ct-notification-value-exceeded",
-        scope=scope, modality="CT", population=population, body_region=body_region,
+        {"CTDIvol": ctdivol, "DLP": dlp},
+        chosen,
+        _CT_FINDINGS,
+        "ct-notification-value-exceeded",
+        scope=scope,
+        modality="CT",
+        population=population,
+        body_region=body_region,
     )
 
 
@@ -224,9 +265,21 @@ def evaluate_recorded_dose_check(
             continue
         kind = quantity_kind(quantity)
         value, limit = as_quantity(raw_value, kind), as_quantity(raw_limit, kind)
-        out.append(_check(value, quantity, limit.value, limit.unit, set_id="rdsr-tid10015",
-                          item_id=f"{quantity}-{level}", level=level, finding=_CT_FINDINGS[level],
-                          source=TID_10015_SOURCE, scope=scope, inclusive=True))
+        out.append(
+            _check(
+                value,
+                quantity,
+                limit.value,
+                limit.unit,
+                set_id="rdsr-tid10015",
+                item_id=f"{quantity}-{level}",
+                level=level,
+                finding=_CT_FINDINGS[level],
+                source=TID_10015_SOURCE,
+                scope=scope,
+                inclusive=True,
+            )
+        )
     return tuple(out)
 
 
@@ -274,8 +327,22 @@ def evaluate_dose_limits(
                 continue
             for label, window in _limit_windows(limit, years):
                 total = Quantity(sum(doses.get(y, 0.0) for y in window), "mSv")
-                out.append(_check(total, quantity, limit.value, limit.unit, set_id=lset.id, item_id=limit.id,
-                                  level="limit", finding="dose-limit-exceeded", source=lset.source, scope="period",
-                                  inclusive=False, period=label, action=limit.note,
-                                  context=(Input("category", category),)))
+                out.append(
+                    _check(
+                        total,
+                        quantity,
+                        limit.value,
+                        limit.unit,
+                        set_id=lset.id,
+                        item_id=limit.id,
+                        level="limit",
+                        finding="dose-limit-exceeded",
+                        source=lset.source,
+                        scope="period",
+                        inclusive=False,
+                        period=label,
+                        action=limit.note,
+                        context=(Input("category", category),),
+                    )
+                )
     return tuple(out)
