@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from integrations.mllp.server import UnidentifiableMessage
 from mappings.hl7v2 import (
     AckOutcome,
     ApplicationInternalError,
@@ -99,7 +100,13 @@ class Hl7Receiver:
         return build_ack(header, outcome, error, application=self.application, facility=self.facility)
 
     async def receive(self, raw: bytes) -> bytes | None:
-        """Process one message and return its ACK (None when its enhanced ACK mode asks for none)."""
+        """Process one message and return its ACK (None when its enhanced ACK mode asks for none).
+
+        Raises
+        ------
+        UnidentifiableMessage
+            When the bytes hold no MSH, so no ACK can be addressed (the server closes the connection).
+        """
         header: MessageHeader | None = None
         key: str | None = None
         try:
@@ -147,4 +154,6 @@ class Hl7Receiver:
                 await self.store.put(key, raw, ack, error.outcome)
             except Exception:
                 log.exception("HL7 %s: archiving a refused message failed", key)
+        if ack is None and header is None:
+            raise UnidentifiableMessage(f"no MSH segment: {error.message}")
         return ack

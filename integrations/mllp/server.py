@@ -55,6 +55,10 @@ def _quickack(writer: asyncio.StreamWriter) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
 
 
+class UnidentifiableMessage(Exception):
+    """Raised by a handler for a frame it cannot answer (no MSH): the server closes the connection."""
+
+
 class MllpServer:
     """An MLLP (HL7 v2) listener on asyncio.
 
@@ -199,21 +203,31 @@ class MllpServer:
                 self._connections[task] = True
                 try:
                     if isinstance(event, Frame):
-                        response = await self._handle(event.payload, peer)
-                        if response:
-                            writer.write(frame(response))
-                            await writer.drain()
-                    elif not await self._answer_error(event, writer, peer):
-                        return
+                        keep_open = await self._handle(event.payload, writer, peer)
+                    else:
+                        keep_open = await self._answer_error(event, writer, peer)
                 finally:
                     self._connections[task] = False
+                if not keep_open:
+                    return
 
-    async def _handle(self, payload: bytes, peer: object) -> bytes | None:
+    async def _handle(self, payload: bytes, writer: asyncio.StreamWriter, peer: object) -> bool:
+        """Run the handler and send its answer; False when the message could not be answered at all."""
         try:
-            return await self.handler(payload)
-        except Exception:
+            response = await self.handler(payload)
+        except Exception as exc:
+            if isinstance(exc, UnidentifiableMessage):
+                log.warning("MLLP %s: %s (first bytes %r); closing", peer, exc, payload[:40])
+                return False
             log.exception("MLLP %s: handler failed on a %d-byte message", peer, len(payload))
-            return self.reject(payload, "application internal error while processing the message")
+            response = self.reject(payload, "application internal error while processing the message")
+            if response is None:
+                log.warning("MLLP %s: no MSH to answer the failed message; closing", peer)
+                return False
+        if response:
+            writer.write(frame(response))
+            await writer.drain()
+        return True
 
     async def _answer_error(self, err: FramingError, writer: asyncio.StreamWriter, peer: object) -> bool:
         """Answer bad framing with an AR if the message can be identified; False = close the connection."""
