@@ -452,8 +452,9 @@ def _unit(code: Any, where: str, expected: QuantityKind | None = None) -> str:
 def _source(raw: Any, doc: _Doc, where: str) -> Source:
     if not isinstance(raw, dict) or not isinstance(raw.get("citation"), str) or not raw["citation"]:
         raise ReferenceDataError(f"{where}: every set needs a 'source' with a 'citation'")
-    known = {"citation", "edition", "table", "url", "evidence", "checked_via", "how_made"}
-    return Source(**{k: raw.get(k) for k in known}, origin=doc.origin, file=doc.path.name)
+    optional = ("edition", "table", "url", "evidence", "checked_via", "how_made")
+    extra = {k: None if raw.get(k) is None else str(raw[k]) for k in optional}
+    return Source(citation=raw["citation"], **extra, origin=doc.origin, file=doc.path.name)
 
 
 def _str_tuple(raw: Any, where: str) -> tuple[str, ...]:
@@ -533,11 +534,7 @@ def _parse_k_set(raw: Mapping[str, Any], doc: _Doc) -> KFactorSet:
         if target not in coefficients:
             raise ReferenceDataError(f"{where}: fallback {region!r} -> {target!r} points to no coefficients")
     region_sources = {
-        region: Source(
-            **{k: v for k, v in src.items() if k in Source.__dataclass_fields__},
-            file=doc.path.name,
-            origin=doc.origin,
-        )
+        region: _source(src, doc, f"{where} region {region!r}")
         for region, src in (raw.get("region_sources") or {}).items()
     }
     return KFactorSet(

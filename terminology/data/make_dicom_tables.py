@@ -14,6 +14,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pydicom.sr._cid_dict import cid_concepts
@@ -217,7 +218,8 @@ SOURCE = {
 
 def _meanings(scheme: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for by_code in concepts[scheme].values():
+    by_keyword: dict[str, Any] = concepts[scheme]
+    for by_code in by_keyword.values():
         for code, (meaning, _cids) in by_code.items():
             out.setdefault(code, meaning)
     return out
@@ -228,7 +230,8 @@ def build() -> dict[str, str]:
     dcm = _meanings("DCM")
     sct = _meanings("SCT")
     region_names = set(cid_concepts[4030]["SCT"]) | set(cid_concepts[4031]["SCT"])
-    region_codes = {code for name in region_names for code in concepts["SCT"][name]}
+    sct_keywords: dict[str, Any] = concepts["SCT"]
+    region_codes = {code for name in region_names for code in sct_keywords[name]}
     sct_codes = sorted(set(SCT_DOSE_CODES) | region_codes | set(SCT_LEGACY_REGION_CODES), key=int)
     files = {
         "dicom_dcm_codes.json": {
