@@ -7,9 +7,10 @@ plugs in through two hooks:
 * ``commit(result, raw)`` — write ``result.bundle`` (and apply ``result.repoints``) durably. It runs
   before the ACK; if it raises, the message is answered AR 207 (the RIS should send it again) and
   nothing is acknowledged as accepted.
-* ``store`` (:class:`AckStore`) — ``get(key)`` returns the ACK already sent for the same MSH-3+MSH-4+
-  MSH-10 (the message is not processed again); ``put(key, raw, ack, outcome)`` archives every message
-  with the ACK it got (called for all outcomes, so rejected input is kept for inspection too).
+* ``store`` (:class:`AckStore`) — ``get(key, raw)`` returns the ACK already sent for the same MSH-3+MSH-4+
+  MSH-10 (the message is not processed again), or raises DuplicateKeyIdentifier when the payload differs
+  (AE 205); ``put(key, raw, ack, outcome)`` archives every message with the ACK it got (called for all
+  outcomes, so rejected input is kept for inspection too).
 
 Without hooks (tests, benchmarks) messages are parsed, mapped and acknowledged without being stored.
 An MLLP block holding an FHS/BHS batch, or several MSH, is answered with a batch acknowledgement.
@@ -46,8 +47,12 @@ CommitHook = Callable[[MappingResult, bytes], Awaitable[None]]
 class AckStore(Protocol):
     """Where past ACKs are remembered and raw messages archived (implemented by the pipeline)."""
 
-    async def get(self, key: str) -> bytes | None:
-        """The ACK already sent for this duplicate key, or None."""
+    async def get(self, key: str, raw: bytes) -> bytes | None:
+        """The ACK already sent for this duplicate key, or None.
+
+        May raise :class:`mappings.hl7v2.errors.DuplicateKeyIdentifier` when ``raw`` differs from the
+        message first received under ``key`` (answered AE 205).
+        """
         ...
 
     async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
@@ -114,7 +119,7 @@ class Hl7Receiver:
             header = message.header
             key = duplicate_key(header)
             if self.store is not None:
-                previous = await self.store.get(key)
+                previous = await self.store.get(key, raw)
                 if previous is not None:
                     log.info("HL7 %s: duplicate of an earlier message, answered with the stored ACK", key)
                     return previous

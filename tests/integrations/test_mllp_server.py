@@ -84,7 +84,7 @@ class DictAckStore:
         self.acks: dict[str, bytes] = {}
         self.archive: list[tuple[str | None, bytes, bytes | None, AckOutcome]] = []
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str, raw: bytes) -> bytes | None:
         return self.acks.get(key)
 
     async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:

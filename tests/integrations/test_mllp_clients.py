@@ -1,0 +1,198 @@
+"""All 15 samples through the real network path, sent by real HL7 clients (python-hl7).
+
+Clients: the ``mllp_send`` command-line tool (one connection for a whole file) and
+``hl7.client.MLLPClient``. Server: :class:`MllpServer` with :class:`Hl7Receiver` (parse, map, ACK), a
+commit hook that validates every Bundle with the FHIR R4B models, and an ACK store kept in a dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from hl7.client import MLLPClient
+
+from integrations.mllp import Hl7Receiver, MllpServer, frame
+from mappings.hl7v2 import AckOutcome, MappingResult, parse_message
+from mappings.hl7v2.errors import DuplicateKeyIdentifier
+
+MLLP_SEND = Path(sys.executable).with_name("mllp_send")
+
+# What each sample must get back, from what the sample is (see samples/hl7/SOURCES.md):
+# supported ORM/OMI/ADT → AA (sample 15 asks for enhanced mode, MSH-15 AL → CA); ORU and RSP → AR;
+# sample 07 reuses sample 06's MSH-3/4/10 (100212) with other content → AE 205 (duplicate key).
+EXPECTED = {
+    "01": ("AA", "103106"), "02": ("AA", "100112"), "03": ("AA", "1001125"), "04": ("AA", "1001126"),
+    "05": ("AA", "1002122"), "06": ("AA", "100212"), "07": ("AE", "100212"), "08": ("AA", "1002123"),
+    "09": ("AR", "1001129"), "10": ("AR", "1001127"), "11": ("AA", "Q150084616T145947960"),
+    "12": ("AR", "CNTRL-3456"), "14": ("AR", "1234"), "15": ("CA", "CTRL-ESC-0001"),
+}
+
+
+class Committed:
+    """Commit hook: validates each Bundle and keeps it."""
+
+    def __init__(self) -> None:
+        self.results: list[MappingResult] = []
+
+    async def __call__(self, result: MappingResult, raw: bytes) -> None:
+        assert result.bundle is not None
+        get_fhir_model_class("Bundle").model_validate(result.bundle)
+        for entry in result.bundle["entry"]:
+            get_fhir_model_class(entry["resource"]["resourceType"]).model_validate(entry["resource"])
+        self.results.append(result)
+
+
+class DictAckStore:
+    """Duplicate detection as the pipeline will do it: same key + same bytes → stored ACK; else AE 205."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[str, bytes]] = {}
+        self.archive: list[tuple[str | None, AckOutcome]] = []
+
+    async def get(self, key: str, raw: bytes) -> bytes | None:
+        if key not in self.seen:
+            return None
+        digest, ack = self.seen[key]
+        if digest != hashlib.sha256(raw).hexdigest():
+            raise DuplicateKeyIdentifier(f"control id {key!r} was already used for another message")
+        return ack
+
+    async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+        self.archive.append((key, outcome))
+        if key is not None and ack is not None and outcome is AckOutcome.ACCEPT:
+            self.seen[key] = (hashlib.sha256(raw).hexdigest(), ack)
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[tuple[MllpServer, Committed, DictAckStore]]:
+    committed, store = Committed(), DictAckStore()
+    server = MllpServer(Hl7Receiver(commit=committed, store=store), port=0, idle_timeout=30)
+    await server.start()
+    yield server, committed, store
+    await server.stop()
+
+
+def frames_in(output: bytes) -> list[bytes]:
+    return re.findall(rb"\x0b(.*?)\x1c\r", output, flags=re.DOTALL)
+
+
+def msa_of(ack: bytes) -> tuple[str, str]:
+    msa = parse_message(ack).segment("MSA")
+    assert msa is not None
+    return msa.get(1), msa.get(2)
+
+
+def err_code(ack: bytes) -> str:
+    """Table 0357 code: ERR-3 from v2.5, ERR-1.4 (ELD) before."""
+    err = parse_message(ack).segment("ERR")
+    assert err is not None
+    return err.get(3) or err.get(1, 4, 1)
+
+
+def check_batch_answer(answer: bytes) -> None:
+    lines = answer.decode().split("\r")
+    assert lines[0].startswith("BHS|") and lines[0].endswith("|abchs20070101123401-1")
+    assert lines[-2] == "BTS|0"  # both messages ask for no ACK (MSH-15/16 NE): none in the batch ACK
+
+
+def check_answers(names: list[str], answers: list[bytes]) -> None:
+    assert len(answers) == len(names) == 15
+    for name, answer in zip(names, answers, strict=True):
+        prefix = name[:2]
+        if prefix == "13":
+            check_batch_answer(answer)
+            continue
+        assert msa_of(answer) == EXPECTED[prefix], name
+        if prefix in ("09", "10", "12", "14"):
+            assert err_code(answer) == "200"
+        if prefix == "07":
+            assert err_code(answer) == "205"
+
+
+def check_committed(committed: Committed) -> None:
+    ids = [r.control_id for r in committed.results]
+    assert ids == ["103106", "100112", "1001125", "1001126", "1002122", "100212", "1002123",
+                   "Q150084616T145947960", "12334456778890", "12334456778891", "CTRL-ESC-0001"]
+    merge = committed.results[4]
+    assert [(p.old.value, p.new.value) for p in merge.repoints] == [("OLD_PID_1", "NEW_PID_1")]
+
+
+async def test_all_samples_with_mllp_send(
+    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path, tmp_path: Path
+) -> None:
+    if not MLLP_SEND.exists():
+        pytest.skip("python-hl7's mllp_send is not installed")
+    server, committed, store = listener
+    files = sorted((samples_dir / "hl7").glob("*.hl7"))
+    framed = tmp_path / "all.mllp"
+    framed.write_bytes(b"".join(frame(f.read_bytes()) for f in files))
+    process = await asyncio.create_subprocess_exec(
+        str(MLLP_SEND), "-p", str(server.bound_port), "-f", str(framed), "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    check_answers([f.name for f in files], frames_in(out))
+    check_committed(committed)
+    assert sum(1 for _, outcome in store.archive if outcome is AckOutcome.REJECT) == 4  # ORU ×3, RSP
+
+
+async def test_all_samples_with_mllp_client(
+    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path
+) -> None:
+    server, committed, _ = listener
+    files = sorted((samples_dir / "hl7").glob("*.hl7"))
+
+    def send_all() -> list[bytes]:
+        answers = []
+        with MLLPClient("127.0.0.1", server.bound_port) as client:  # one connection for all
+            for f in files:
+                received = client.send_message(f.read_bytes())
+                [answer] = frames_in(received)
+                answers.append(answer)
+        return answers
+
+    answers = await asyncio.wait_for(asyncio.to_thread(send_all), 60)
+    check_answers([f.name for f in files], answers)
+    check_committed(committed)
+
+
+async def test_resending_everything_is_answered_from_the_store(
+    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path
+) -> None:
+    server, committed, _ = listener
+    raw = next((samples_dir / "hl7").glob("02_*.hl7")).read_bytes()
+
+    def send_twice() -> tuple[bytes, bytes]:
+        with MLLPClient("127.0.0.1", server.bound_port) as client:
+            return client.send_message(raw), client.send_message(raw)
+
+    first, second = await asyncio.to_thread(send_twice)
+    assert first == second and len(committed.results) == 1
+
+
+async def test_loose_text_file_with_crlf_and_lf(
+    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path, tmp_path: Path
+) -> None:
+    """``mllp_send --loose``: a plain text file, LF/CRLF line ends, messages split on ``MSH|^~\\&|``."""
+    if not MLLP_SEND.exists():
+        pytest.skip("python-hl7's mllp_send is not installed")
+    server, committed, _ = listener
+    chosen = ["01", "10", "11"]
+    text = b"\n".join(next((samples_dir / "hl7").glob(f"{p}_*.hl7")).read_bytes().replace(b"\r", b"\n")
+                      for p in chosen)
+    loose = tmp_path / "loose.hl7"
+    loose.write_bytes(text)
+    process = await asyncio.create_subprocess_exec(
+        str(MLLP_SEND), "--loose", "-p", str(server.bound_port), "-f", str(loose), "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    assert [msa_of(a) for a in frames_in(out)] == [EXPECTED[p] for p in chosen]
+    assert [r.control_id for r in committed.results] == ["103106", "Q150084616T145947960"]
