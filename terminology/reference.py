@@ -1003,9 +1003,21 @@ def _parse_units(doc: _Doc) -> dict[str, UnitEntry]:
 def _read_legacy_map(path: Path) -> dict[str, str]:
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    if not rows or set(rows[0]) != {"srt_code", "sct_code"}:
+    if not rows or not {"srt_code", "sct_code"} <= set(rows[0]):
         raise ReferenceDataError(f"{path.name}: expected columns srt_code, sct_code")
     return {r["srt_code"]: r["sct_code"] for r in rows}
+
+
+def _legacy_map() -> dict[str, str]:
+    """PS3.16 Annex O pairs, plus the hand-checked pairs Annex O lacks (``srt_to_sct_supplement.csv``)."""
+    out = _read_legacy_map(DATA_DIR / "dicom_srt_to_sct.csv")
+    for srt, sct in _read_legacy_map(DATA_DIR / "srt_to_sct_supplement.csv").items():
+        if out.get(srt, sct) != sct:
+            raise ReferenceDataError(
+                f"srt_to_sct_supplement.csv: {srt} -> {sct} contradicts Annex O ({out[srt]})"
+            )
+        out[srt] = sct
+    return out
 
 
 def _shipped_docs() -> list[_Doc]:
@@ -1072,7 +1084,7 @@ def _build(site_dir: str | None) -> ReferenceData:
         protocol_map=_parse_protocol_map(kind_docs("protocol-map"), regions, procedures),
         policy=_parse_policy(kind_docs("evaluation-policy")),
         code_systems=_frozen(code_systems),
-        legacy_srt_to_sct=_frozen(_read_legacy_map(DATA_DIR / "dicom_srt_to_sct.csv")),
+        legacy_srt_to_sct=_frozen(_legacy_map()),
         units=_frozen(units),
         file_versions=_frozen({f"{d.origin}:{d.path.name}": str(d.body.get("version", "")) for d in docs}),
         snomed_region_index=_frozen({code: r.id for r in regions.values() for code in r.members}),

@@ -238,13 +238,15 @@ def conversion_factor(from_code: str, to_code: str) -> Factor:
 def convert(value: float, from_code: str, to_code: str) -> float:
     """Convert ``value`` from one UCUM unit to another.
 
-    Rational factors are applied exactly (``Fraction``) so that ``0.1 Gy`` becomes exactly ``100 mGy``.
+    Rational factors are applied exactly to the value's shortest decimal form (``repr``), so that
+    ``0.1 Gy`` becomes exactly ``100 mGy`` and ``0.07 dGy.cm2`` exactly ``7 mGy.cm2``: the value as the
+    device wrote it, not its binary approximation, is what gets scaled.
     """
     factor = conversion_factor(from_code, to_code)
     if not math.isfinite(value):
         raise UnitError(f"value {value!r} is not a finite number")
     if isinstance(factor, Fraction):
-        return float(Fraction(value) * factor)
+        return float(Fraction(repr(float(value))) * factor)
     return value * factor
 
 
