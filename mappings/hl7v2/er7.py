@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mappings.hl7v2.errors import Hl7ParseError
 
@@ -283,9 +284,12 @@ class Segment:
         return [Repetition(p, self.encoding, self.charset) for p in parts if p]
 
     def first(self, n: int) -> Repetition:
-        """The first repetition of field ``n`` (empty when the field is empty)."""
-        reps = self.repetitions(n)
-        return reps[0] if reps else Repetition("", self.encoding, self.charset)
+        """The first non-empty repetition of field ``n`` (empty when the field is empty)."""
+        raw = self.fields[n] if 0 < n < len(self.fields) else ""
+        rep = self.encoding.repetition
+        if rep and rep in raw and not (n <= 2 and self.name in HEADER_SEGMENTS):
+            raw = next((part for part in raw.split(rep) if part), "")
+        return Repetition(raw, self.encoding, self.charset)
 
     def get(self, n: int, component: int = 1, subcomponent: int = 1) -> str:
         """Decoded leaf of the first repetition of field ``n``; MSH-1 and MSH-2 are returned raw."""
@@ -368,7 +372,7 @@ class Message:
     def msh(self) -> Segment:
         return self.segments[0]
 
-    @property
+    @cached_property
     def header(self) -> MessageHeader:
         return MessageHeader.from_segment(self.segments[0])
 
