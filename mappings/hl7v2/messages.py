@@ -4,9 +4,10 @@ Accepted (everything else is refused with AR 200/201):
 
 * ADT A01, A04, A05, A08, A28, A31 → Patient upsert (+ Encounter when PV1 carries a visit number).
   The IG message maps ADT_A01/A05 are followed for PID and PV1.
-* ADT A40 (merge patient identifier list; no IG map, FHIR core ``Patient.link``): the surviving Patient
-  (PID) gets ``link`` type ``replaces`` → the merged one; the merged Patient (MRG-1) gets ``replaced-by``
-  → the survivor and ``active = false``. Moving the merged patient's other resources needs the store, so
+* ADT A40 (merge patient identifier list; no IG map, FHIR core ``Patient.link``): for each PID/MRG pair,
+  the surviving Patient (PID) gets ``link`` type ``replaces`` → the merged one; the merged Patient (keyed
+  on the first MRG-1 identifier, all MRG-1 identifiers kept) gets ``replaced-by`` → the survivor and
+  ``active = false``. Moving the merged patient's other resources needs the store, so
   the result lists (old identifier, new identifier) pairs in :attr:`MappingResult.repoints`.
 * ADT A47 (change patient identifier list): one conditional update matching *either* the old (MRG-1) or
   the new (PID-3) identifier (a re-send finds the already changed record), writing the new identifier
@@ -25,7 +26,7 @@ from typing import Any
 from mappings.hl7v2.bundle import BundleBuilder, IdentifierKey, Upsert
 from mappings.hl7v2.datatypes import MappingOptions, human_name_from_xpn
 from mappings.hl7v2.encounter import map_pv1
-from mappings.hl7v2.er7 import Message, MessageHeader, parse_message
+from mappings.hl7v2.er7 import Message, MessageHeader, Segment, parse_message
 from mappings.hl7v2.errors import (
     ErrorLocation,
     RequiredFieldMissing,
@@ -148,29 +149,47 @@ def _map_patient_update(message: Message, builder: BundleBuilder, options: Mappi
     _put_encounter(message, builder, patient.full_url, options, warnings)
 
 
+def _merge_pairs(message: Message) -> list[tuple[Segment, Segment]]:
+    """(PID, MRG) of each patient group: an A40 may merge several records, one MRG after each PID."""
+    pairs: list[tuple[Segment, Segment]] = []
+    pid: Segment | None = None
+    for seg in message.segments:
+        if seg.name == "PID":
+            pid = seg
+        elif seg.name == "MRG":
+            if pid is None:
+                raise SegmentSequenceError("MRG before any PID", ErrorLocation("MRG", len(pairs) + 1))
+            pairs.append((pid, seg))
+    if not pairs:
+        raise SegmentSequenceError("required segment MRG is missing", ErrorLocation("MRG", 1))
+    return pairs
+
+
 def _map_merge(message: Message, builder: BundleBuilder, options: MappingOptions,
                warnings: list[str]) -> list[PatientRepoint]:
-    survivor = map_pid(_require(message, "PID"), message.msh, options)
-    warnings.extend(survivor.warnings)
-    mrg = _require(message, "MRG")
-    olds = [i for i in prior_identifiers(mrg, message.msh, options)
-            if IdentifierKey.of(i) != survivor.key]
-    if not olds:
-        raise RequiredFieldMissing("MRG-1 (prior patient identifier list) is empty",
-                                   ErrorLocation("MRG", 1, 1))
-    survivor_url = builder.full_url_for("Patient", (survivor.key,))
-    old_keys = [IdentifierKey.of(i) for i in olds]
-    old_urls = [builder.full_url_for("Patient", (k,)) for k in old_keys]
-    _put_patient(builder, survivor, active=True,
-                 link=[{"other": {"reference": u}, "type": "replaces"} for u in old_urls])
-    prior_name = [n for n in (human_name_from_xpn(r) for r in mrg.repetitions(7)) if n]
-    for ident, key, url in zip(olds, old_keys, old_urls, strict=True):
-        merged: dict[str, Any] = {"resourceType": "Patient", "identifier": [ident], "active": False,
+    """A40: MRG-1 lists the identifiers of one non-surviving record; the first one is its key."""
+    repoints: list[PatientRepoint] = []
+    for index, (pid, mrg) in enumerate(_merge_pairs(message), start=1):
+        survivor = map_pid(pid, message.msh, options)
+        warnings.extend(survivor.warnings)
+        olds = [i for i in prior_identifiers(mrg, message.msh, options)
+                if IdentifierKey.of(i) != survivor.key]
+        if not olds:
+            raise RequiredFieldMissing("MRG-1 (prior patient identifier list) is empty",
+                                       ErrorLocation("MRG", index, 1))
+        old_key = IdentifierKey.of(olds[0])
+        survivor_url = builder.full_url_for("Patient", (survivor.key,))
+        old_url = builder.full_url_for("Patient", (old_key,))
+        _put_patient(builder, survivor, active=True,
+                     link=[{"other": {"reference": old_url}, "type": "replaces"}])
+        merged: dict[str, Any] = {"resourceType": "Patient", "identifier": olds, "active": False,
                                   "link": [{"other": {"reference": survivor_url}, "type": "replaced-by"}]}
+        prior_name = [n for n in (human_name_from_xpn(r) for r in mrg.repetitions(7)) if n]
         if prior_name:
             merged["name"] = prior_name
-        builder.put(merged, (key,), full_url=url)
-    return [PatientRepoint(old=k, new=survivor.key) for k in old_keys]
+        builder.put(merged, (old_key,), full_url=old_url)
+        repoints.append(PatientRepoint(old=old_key, new=survivor.key))
+    return repoints
 
 
 def _map_identifier_change(message: Message, builder: BundleBuilder, options: MappingOptions,

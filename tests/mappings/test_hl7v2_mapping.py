@@ -378,3 +378,18 @@ def test_birth_time_and_invalid_dates() -> None:
     bad = process_message(ADT.format(id=2, name="Doe", birth="19701301", sex="M", address="").encode())
     assert "birthDate" not in resources(bad, "Patient")[0]
     assert any("PID-7" in w for w in bad.warnings)
+
+
+def test_a40_with_two_patient_groups_and_several_prior_identifiers() -> None:
+    raw = (b"MSH|^~\\&|RIS|H|DACS|H|||ADT^A40^ADT_A39|M1|P|2.5\r"
+           b"PID|||NEW1^^^H||Doe^A\rMRG|OLD1^^^H~OLD1B^^^OTHER\r"
+           b"PID|||NEW2^^^H||Doe^B\rMRG|OLD2^^^H\r")
+    result = process_message(raw)
+    validate(result)
+    patients = resources(result, "Patient")
+    assert [(p["identifier"][0]["value"], p["active"]) for p in patients] == [
+        ("NEW1", True), ("OLD1", False), ("NEW2", True), ("OLD2", False)]
+    assert [i["value"] for i in patients[1]["identifier"]] == ["OLD1", "OLD1B"]
+    assert [(r.old.value, r.new.value) for r in result.repoints] == [("OLD1", "NEW1"), ("OLD2", "NEW2")]
+    with pytest.raises(SegmentSequenceError):
+        process_message(b"MSH|^~\\&|RIS|H|DACS|H|||ADT^A40|M2|P|2.5\rMRG|OLD^^^H\rPID|||NEW^^^H\r")
