@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="shrink data-set sizes (0 < scale <= 1)")
     parser.add_argument("--only", default="", help="run only modules whose name contains this")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 160))
     results: list[Result] = []
     names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     for name in names:

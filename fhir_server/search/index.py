@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from fhir_server.search.fhirpath import top_level_names
 from fhir_server.search.registry import SearchParam, params_for
 from fhir_server.search.values import BadValue, date_range, normalise_string, period_range
 from fhir_server.search.units import canonical_quantity
@@ -164,8 +165,12 @@ def _composite(param: SearchParam, node: Any) -> Iterator[IndexEntry]:
 def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
     """All search-index entries of ``resource`` for the parameters of its type."""
     out: list[IndexEntry] = []
+    present = top_level_names(resource)
     for param in params_for(resource["resourceType"]).values():
         if param.type == "special":
+            continue
+        roots = param.evaluate.roots  # type: ignore[attr-defined]
+        if roots is not None and roots.isdisjoint(present):
             continue
         nodes = param.evaluate(resource)
         if param.type == "composite":

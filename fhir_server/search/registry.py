@@ -47,6 +47,13 @@ def _definitions() -> tuple[dict, ...]:
 
 
 @cache
+def element_paths() -> frozenset[str]:
+    """Every element path of the served types; choice elements end in ``[x]``."""
+    text = resources.files("fhir_server.definitions").joinpath("element-paths.json").read_text("utf-8")
+    return frozenset(json.loads(text)["paths"])
+
+
+@cache
 def params_for(resource_type: str) -> dict[str, SearchParam]:
     """All search parameters of ``resource_type`` by code (including ``_id``, ``_lastUpdated`` …)."""
     by_url = {d["url"]: d for d in _definitions()}
@@ -58,7 +65,7 @@ def params_for(resource_type: str) -> dict[str, SearchParam]:
         expression = d.get("expression")
         if not expression:
             continue
-        evaluate = compile_expression(expression, resource_type)
+        evaluate = compile_expression(expression, resource_type, element_paths())
         if not evaluate.programs:  # type: ignore[attr-defined]
             continue
         components = tuple(

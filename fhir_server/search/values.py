@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -91,6 +92,7 @@ def number_range(text: str) -> tuple[float, float, float]:
     return float(d), float(d - half), float(d + half)
 
 
+@lru_cache(maxsize=65536)
 def normalise_string(text: str) -> str:
     """Case- and accent-insensitive form used for the default string match (FHIR R4 search §string)."""
     decomposed = unicodedata.normalize("NFKD", text)

@@ -190,11 +190,16 @@ class MongoStore(Store):
         if filter_ is not None:
             query = {"$and": [query, compile_filter(filter_)]}
         coll = self.db[type_]
-        matched = coll.count_documents(query) if total else None
         docs: list = []
         if count > 0:
             cursor = coll.find(query, {"_i": 0, "_srt": 0}).sort(_sort_spec(sort)).skip(offset).limit(count)
             docs = list(cursor)
+        matched = None
+        if total:
+            if 0 < len(docs) < count or (offset == 0 and 0 < count and len(docs) < count):
+                matched = offset + len(docs)  # the last page tells the total: no second query
+            else:
+                matched = coll.count_documents(query)
         return Page([self._stored(type_, d) for d in docs], matched)
 
     def commit(self, writes: list[Write]) -> None:

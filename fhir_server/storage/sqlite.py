@@ -142,13 +142,15 @@ def compile_order(type_: str, sort: tuple[SortKey, ...], args: list) -> str:
         if key.p == "_lastUpdated":
             terms.append(f"r.last_updated {direction}")
             continue
-        if key.param_type in ("date", "number", "quantity"):
-            column = "MAX(i.hi)" if key.descending else "MIN(i.lo)"
+        numeric = key.param_type in ("date", "number", "quantity")
+        if numeric:
+            column, missing = ("MAX(i.hi)", "-9e999") if key.descending else ("MIN(i.lo)", "9e999")
         else:
-            column = "MAX(i.k)" if key.descending else "MIN(i.k)"
-        expr = f'(SELECT {column} FROM "idx_{type_}" i WHERE i.rid = r.rid AND i.p = ?)'
-        terms.append(f"{expr} IS NULL, {expr} {direction}")  # resources without a value sort last
-        args.extend([key.p, key.p])
+            column, missing = ("MAX(i.k)", "''") if key.descending else ("MIN(i.k)", "char(1114111)")
+        # resources without a value sort last either way
+        terms.append(f'COALESCE((SELECT {column} FROM "idx_{type_}" i WHERE i.rid = r.rid AND i.p = ?), '
+                     f"{missing}) {direction}")
+        args.append(key.p)
     terms.append("r.rid")
     return " ORDER BY " + ", ".join(terms)
 
@@ -228,9 +230,6 @@ class SQLiteStore(Store):
         self._check_type(type_)
         where, args = compile_where(type_, filter_)
         conn = self._reader
-        matched = None
-        if total:
-            matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]
         rows: list = []
         if count > 0:
             order_args: list = []
@@ -238,6 +237,12 @@ class SQLiteStore(Store):
             rows = conn.execute(
                 f'SELECT r.id, r.version, r.last_updated, r.body FROM "res_{type_}" r WHERE {where}{order} '
                 "LIMIT ? OFFSET ?", [*args, *order_args, count, offset]).fetchall()
+        matched = None
+        if total:
+            if 0 < len(rows) < count or (offset == 0 and 0 < count and len(rows) < count):
+                matched = offset + len(rows)  # the last page tells the total: no second query
+            else:
+                matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]
         return Page([StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows], matched)
 
     def commit(self, writes: list[Write]) -> None:
