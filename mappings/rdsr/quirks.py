@@ -119,14 +119,13 @@ class _Normaliser:
                 unit, note = normalise_unit(unit)
                 if note:
                     self.notes[note] += 1
-            if item.has_measured_value:
+            if item.has_measured_value and (item.number_text or "").strip():
                 numbers, warning, error = parse_numeric(item.number_text)
                 if warning:
                     self.notes[f"{name}: {warning}"] += 1
                 if error:
                     error = f"{name}: {error}"
-            else:
-                error = f"{name}: no measured value"
+            else:  # empty MeasuredValueSequence or empty NumericValue (OpenREM #673, #955): no value
                 self.notes[f"{name} has an empty measured value"] += 1
         children = tuple(self.item(c) for c in item.children) if item.children else ()
         return ContentItem(item.value_type, item.relationship, concept, text, code, item.number_text, unit,

@@ -31,8 +31,6 @@ class ValueReader:
         if item is None or item.value_type != "NUM":
             return ()
         if item.number_error is not None:
-            if not item.has_measured_value:
-                return ()
             raise MalformedNumberError(item.number_error)
         return item.numbers
 

@@ -87,68 +87,108 @@ def iter_tree(items: Iterable[ContentItem]) -> Iterator[ContentItem]:
 
 
 # --- reading from pydicom Datasets ----------------------------------------------------------------
+# Elements are taken with ``Dataset.elements()``, which yields them still encoded when pydicom has not
+# converted them yet; decoding the few SR attributes here is much cheaper than pydicom's generic
+# conversion, and a nested sequence that is still encoded goes to the byte reader below.
 
-def _code_from_dataset(seq: object) -> Code | None:
-    if not seq:
+def _elem_text(elem: object, encodings: list[str], delimiters: set[int]) -> str:
+    value = elem.value  # type: ignore[attr-defined]
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        if value.isascii():
+            return _clean(value.decode("ascii"))
+        return _clean(decode_bytes(value, encodings, delimiters))
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(_num_str(v) for v in value)
+    return _clean(_num_str(value))
+
+
+def _sequence_items(elem: object, encodings: list[str]) -> list[Dataset] | list[ContentItem] | None:
+    """Items of a sequence element: Datasets when pydicom decoded it, None when it is still encoded."""
+    value = elem.value  # type: ignore[attr-defined]
+    if isinstance(value, bytes):
         return None
-    first = seq[0]  # type: ignore[index]
-    value = first.get("CodeValue") or first.get("LongCodeValue") or first.get("URNCodeValue") or ""
-    return Code(_clean(str(value)), _clean(str(first.get("CodingSchemeDesignator") or "")),
-                _clean(str(first.get("CodeMeaning") or "")))
+    return list(value or ())
 
 
-def _item_from_dataset(item: Dataset) -> ContentItem:
-    value_type = _clean(str(item.get("ValueType") or ""))
-    text: str | None = None
-    code = None
+def _raw_reader_for(elem: object, encodings: list[str]) -> _RawReader:
+    return _RawReader(elem.value, elem.is_implicit_VR, elem.is_little_endian, encodings)  # type: ignore[attr-defined]
+
+
+def _first_code_elem(elem: object, encodings: list[str]) -> Code | None:
+    items = _sequence_items(elem, encodings)
+    if items is None:
+        reader = _raw_reader_for(elem, encodings)
+        spans = reader.sequence(0, len(reader.buf))[0]
+        return reader.code(*spans[0]) if spans else None
+    if not items:
+        return None
+    fields = ["", "", ""]
+    for sub in items[0].elements():  # type: ignore[union-attr]
+        slot = _CODE_TAGS.get(sub.tag)
+        if slot is not None:
+            fields[slot] = _elem_text(sub, encodings, _TEXT_DELIMS)
+    return Code(*fields)
+
+
+def _measured_value(elem: object, encodings: list[str]) -> tuple[bool, str | None, Code | None]:
+    items = _sequence_items(elem, encodings)
+    if items is None:
+        reader = _raw_reader_for(elem, encodings)
+        spans = reader.sequence(0, len(reader.buf))[0]
+        if not spans:
+            return False, None, None
+        number_text, unit = reader.measured_value(*spans[0])
+        return True, number_text, unit
+    if not items:
+        return False, None, None
     number_text = None
     unit = None
+    for sub in items[0].elements():  # type: ignore[union-attr]
+        if sub.tag == 0x0040A30A:
+            number_text = _elem_text(sub, encodings, _TEXT_DELIMS)
+        elif sub.tag == 0x004008EA:
+            unit = _first_code_elem(sub, encodings)
+    return True, number_text, unit
+
+
+def _item_from_dataset(item: Dataset, encodings: list[str]) -> ContentItem:
+    value_type = relationship = ""
+    concept = code = unit = None
+    text = number_text = None
     has_mv = False
-    if "TextValue" in item:
-        text = _str(item.TextValue)
-    elif "UID" in item:
-        text = _str(item.UID)
-    elif "DateTime" in item:
-        text = _str(item.DateTime)
-    elif "PersonName" in item:
-        text = _str(item.PersonName)
-    elif "Date" in item:
-        text = _str(item.Date)
-    elif "Time" in item:
-        text = _str(item.Time)
-    if "ConceptCodeSequence" in item:
-        code = _code_from_dataset(item.ConceptCodeSequence)
-    mvs = item.get("MeasuredValueSequence")
-    if mvs:
-        has_mv = True
-        mv = mvs[0]
-        elem = mv.get_item(0x0040A30A) if 0x0040A30A in mv else None
-        if elem is not None:
-            raw = elem.value
-            if isinstance(raw, bytes):
-                number_text = raw.decode("latin-1")
-            else:
-                converted = mv["NumericValue"].value
-                if isinstance(converted, list | tuple) or type(converted).__name__ == "MultiValue":
-                    number_text = "\\".join(_num_str(v) for v in converted)
-                else:
-                    number_text = _num_str(converted)
-        unit = _code_from_dataset(mv.get("MeasurementUnitsCodeSequence"))
-    children = tuple(_item_from_dataset(c) for c in item.get("ContentSequence") or ())
-    return ContentItem(value_type, _clean(str(item.get("RelationshipType") or "")),
-                       _code_from_dataset(item.get("ConceptNameCodeSequence")), text, code,
-                       _clean(number_text) if number_text is not None else None, unit, has_mv, children)
+    children: tuple[ContentItem, ...] = ()
+    for elem in item.elements():
+        tag = elem.tag
+        if tag == 0x0040A040:
+            value_type = _elem_text(elem, encodings, _TEXT_DELIMS)
+        elif tag == 0x0040A010:
+            relationship = _elem_text(elem, encodings, _TEXT_DELIMS)
+        elif tag == 0x0040A043:
+            concept = _first_code_elem(elem, encodings)
+        elif tag == 0x0040A168:
+            code = _first_code_elem(elem, encodings)
+        elif tag in _TEXT_TAGS:
+            text = _elem_text(elem, encodings, _PN_DELIMS if tag == 0x0040A123 else _TEXT_DELIMS)
+        elif tag == 0x0040A300:
+            has_mv, number_text, unit = _measured_value(elem, encodings)
+        elif tag == 0x0040A730:
+            children = _children(elem, encodings)
+    return ContentItem(value_type, relationship, concept, text, code, number_text, unit, has_mv, children)
+
+
+def _children(elem: object, encodings: list[str]) -> tuple[ContentItem, ...]:
+    items = _sequence_items(elem, encodings)
+    if items is None:
+        reader = _raw_reader_for(elem, encodings)
+        return tuple(reader.item(s, e) for s, e in reader.sequence(0, len(reader.buf))[0])
+    return tuple(_item_from_dataset(i, encodings) for i in items)  # type: ignore[arg-type]
 
 
 def _num_str(value: object) -> str:
     original = getattr(value, "original_string", None)
     return str(original) if original is not None else str(value)
-
-
-def _str(value: object) -> str | None:
-    if value is None:
-        return None
-    return _clean(str(value))
 
 
 def _clean(text: str) -> str:
@@ -318,8 +358,8 @@ def read_content_tree(ds: Dataset) -> tuple[ContentItem, ...]:
         except (struct.error, IndexError, UnicodeDecodeError, LookupError) as exc:
             raise MalformedReportError(f"ContentSequence cannot be parsed: {exc}") from exc
     try:
-        return tuple(_item_from_dataset(item) for item in ds.ContentSequence)
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        return _children(elem, _encodings(ds))
+    except (AttributeError, TypeError, ValueError, KeyError, struct.error, IndexError, LookupError) as exc:
         raise MalformedReportError(f"ContentSequence cannot be read: {exc}") from exc
 
 
