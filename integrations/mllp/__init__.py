@@ -5,7 +5,7 @@ parsing and mapping live in :mod:`mappings.hl7v2` (pure).
 """
 
 from integrations.mllp.framing import Frame, FramingError, MllpDecoder, frame
-from integrations.mllp.handler import AckStore, CommitHook, Hl7Receiver
+from integrations.mllp.handler import AckStore, CommitHook, Hl7Receiver, Receipt
 from integrations.mllp.server import MllpServer, UnidentifiableMessage, reject_with_ar
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Hl7Receiver",
     "MllpDecoder",
     "MllpServer",
+    "Receipt",
     "UnidentifiableMessage",
     "frame",
     "reject_with_ar",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from integrations.mllp.server import UnidentifiableMessage
@@ -56,8 +57,28 @@ class AckStore(Protocol):
         ...
 
     async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
-        """Archive ``raw`` with the ``ack`` sent for it (``key`` is None when no MSH could be read)."""
+        """Archive ``raw`` with the ``ack`` sent for it (``key`` is None when no MSH could be read).
+
+        ``ack`` is None when the message's enhanced ACK mode asked for no ACK; remember such a message
+        too (``get`` then returns ``b""``) so that a repeat is still recognised.
+        """
         ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What happened to one message: its duplicate key, outcome, ACK, mapping and error.
+
+    ``duplicate`` is True when the stored ACK of an earlier identical message was returned. ``dacs
+    import`` can count imported (ACCEPT, not duplicate), skipped (duplicate) and rejected (the others).
+    """
+
+    key: str | None
+    outcome: AckOutcome
+    ack: bytes | None
+    result: MappingResult | None = None
+    error: Hl7Error | None = None
+    duplicate: bool = False
 
 
 class Hl7Receiver:
@@ -112,6 +133,14 @@ class Hl7Receiver:
         UnidentifiableMessage
             When the bytes hold no MSH, so no ACK can be addressed (the server closes the connection).
         """
+        receipt = await self.process(raw)
+        if receipt.ack is None and receipt.key is None:
+            message = receipt.error.message if receipt.error else "no MSH segment"
+            raise UnidentifiableMessage(f"no MSH segment: {message}")
+        return receipt.ack
+
+    async def process(self, raw: bytes) -> Receipt:
+        """Process one message (MLLP or ``dacs import``); never raises, the outcome is in the Receipt."""
         header: MessageHeader | None = None
         key: str | None = None
         try:
@@ -122,7 +151,7 @@ class Hl7Receiver:
                 previous = await self.store.get(key, raw)
                 if previous is not None:
                     log.info("HL7 %s: duplicate of an earlier message, answered with the stored ACK", key)
-                    return previous
+                    return Receipt(key, AckOutcome.ACCEPT, previous or None, duplicate=True)
             result = map_message(message, self.options)
         except Hl7Error as exc:
             return await self._refuse(raw, header, key, exc)
@@ -132,23 +161,24 @@ class Hl7Receiver:
             return await self._refuse(raw, header, key, error)
         for warning in result.warnings:
             log.info("HL7 %s %s: %s", result.message_type, result.control_id, warning)
-        if self.commit is not None:
-            try:
-                await self.commit(result, raw)
-            except Exception as exc:
-                log.exception("HL7 %s: commit failed", key)
-                error = ApplicationInternalError(
-                    f"the message could not be stored ({type(exc).__name__}); send it again", retryable=True
-                )
-                return await self._refuse(raw, header, key, error)
         ack = self._ack(result.header, AckOutcome.ACCEPT)
-        if self.store is not None:
-            await self.store.put(key, raw, ack, AckOutcome.ACCEPT)
-        return ack
+        try:
+            if self.commit is not None:
+                await self.commit(result, raw)
+            if self.store is not None:
+                await self.store.put(key, raw, ack, AckOutcome.ACCEPT)
+        except Exception as exc:
+            log.exception("HL7 %s: commit failed", key)
+            error = ApplicationInternalError(
+                f"the message could not be stored ({type(exc).__name__}); send it again", retryable=True
+            )
+            return await self._refuse(raw, header, key, error, result)
+        return Receipt(key, AckOutcome.ACCEPT, ack, result)
 
     async def _refuse(
-        self, raw: bytes, header: MessageHeader | None, key: str | None, error: Hl7Error
-    ) -> bytes | None:
+        self, raw: bytes, header: MessageHeader | None, key: str | None, error: Hl7Error,
+        result: MappingResult | None = None,
+    ) -> Receipt:
         log.warning("HL7 %s: %s %d: %s", key, error.outcome.value, error.code, error.message)
         if header is not None:
             ack = self._ack(header, error.outcome, error)
@@ -159,6 +189,4 @@ class Hl7Receiver:
                 await self.store.put(key, raw, ack, error.outcome)
             except Exception:
                 log.exception("HL7 %s: archiving a refused message failed", key)
-        if ack is None and header is None:
-            raise UnidentifiableMessage(f"no MSH segment: {error.message}")
-        return ack
+        return Receipt(key, error.outcome, ack, result, error)
