@@ -12,7 +12,12 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.responses import (
-    base_url, fhir_response, history_bundle, resource_bytes, searchset, version_headers,
+    base_url,
+    fhir_response,
+    history_bundle,
+    resource_bytes,
+    searchset,
+    version_headers,
 )
 from fhir_server.bundle import BundleProcessor
 from fhir_server.errors import FhirError, NotFound, operation_outcome

@@ -5,8 +5,10 @@ and ValueSet bundles as JSON. DACS needs only a subset, so this script keeps:
 
 * the SearchParameters whose ``base`` names a resource type DACS serves (plus the ones on
   ``Resource``), unchanged;
-* for each served type, the top-level summary elements (``_summary=true``), and the elements of type ``code`` with a *required* binding, and the codes of
-  the bound ValueSet (fhir.resources does not check required bindings, so the server does).
+* for each served type, the elements of type ``code`` with a *required* binding and the codes of
+  the bound ValueSet (fhir.resources does not check required bindings, so the server does);
+* the top-level summary elements (``_summary=true``) and every element path (choice elements
+  end in ``[x]``, which indexing needs).
 
 Run it by hand when the package is updated, never at run time::
 

@@ -115,7 +115,7 @@ def _parse_steps(path: str) -> list[_Step]:
 
 def _parse_part(part: str) -> list[_Step]:
     if m := _RE_PAREN_AS.match(part):
-        steps = _parse_steps(m.group(1)) + [_As(m.group(2))]
+        steps = [*_parse_steps(m.group(1)), _As(m.group(2))]
         if m.group(3):
             steps += _parse_steps(m.group(3))
         return steps
@@ -156,7 +156,8 @@ def _run(steps: list[_Step], nodes: list[Node]) -> list[Node]:
     # The plain field step is inlined: it runs ~100 times per indexed resource.
     for step in steps:
         if type(step) is _Field:
-            name, choice, nxt = step.name, step.choice, []
+            name, choice = step.name, step.choice
+            nxt: list[Node] = []
             for value, _ in nodes:
                 if type(value) is not dict:
                     continue
@@ -176,7 +177,7 @@ def _run(steps: list[_Step], nodes: list[Node]) -> list[Node]:
             nodes = [(v, step.type_name) for v, hint in nodes if _same_type(hint, step.type_name)]
         elif isinstance(step, _WhereResolveIs):
             nodes = [(v, h) for v, h in nodes if _reference_is(v, step.type_name)]
-        else:
+        elif isinstance(step, _WhereEquals):
             nodes = [(v, h) for v, h in nodes if isinstance(v, dict) and v.get(step.field) == step.value]
         if not nodes:
             break

@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 
 from fhir_server.search.fhirpath import top_level_names
 from fhir_server.search.registry import SearchParam, params_for
-from fhir_server.search.values import BadValue, date_range, normalise_string, period_range
 from fhir_server.search.units import canonical_quantity
+from fhir_server.search.values import BadValue, date_range, normalise_string, period_range
 
 UCUM = "http://unitsofmeasure.org"
 

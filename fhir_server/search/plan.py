@@ -13,11 +13,21 @@ from collections.abc import Callable
 
 from fhir_server.errors import FhirError, TooCostly
 from fhir_server.search.filters import (
-    AllConds, AnyConds, Cond, CondExpr, Exists, Filter, Match, Not, Nothing, all_of, any_of,
+    AllConds,
+    AnyConds,
+    Cond,
+    CondExpr,
+    Exists,
+    Filter,
+    Match,
+    Not,
+    Nothing,
+    all_of,
+    any_of,
 )
 from fhir_server.search.index import UCUM
 from fhir_server.search.registry import SearchParam
-from fhir_server.search.request import ChainClause, Clause, HasClause, ParamClause, split_escaped, unescape
+from fhir_server.search.request import ChainClause, Clause, ParamClause, split_escaped, unescape
 from fhir_server.search.units import canonical_quantity
 from fhir_server.search.values import BadValue, date_range, normalise_string, number_range
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from functools import lru_cache
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 MIN_MS = -(2**62)
 MAX_MS = 2**62
@@ -38,7 +38,7 @@ def date_range(text: str) -> tuple[int, int]:
     if not m:
         raise BadValue(f"not a FHIR date/dateTime: {text!r}")
     year, month, day, hour, minute, second, frac, tz = m.groups()
-    tzinfo = timezone.utc
+    tzinfo = UTC
     if tz and tz != "Z":
         sign = 1 if tz[0] == "+" else -1
         tzinfo = timezone(sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6])))

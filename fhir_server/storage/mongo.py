@@ -28,7 +28,16 @@ from pymongo.write_concern import WriteConcern
 
 from fhir_server.definitions import SERVED_TYPES
 from fhir_server.search.filters import (
-    AllConds, AnyConds, Cond, CondExpr, Exists, Filter, Match, Not, Nothing, Or, SortKey,
+    AllConds,
+    AnyConds,
+    CondExpr,
+    Exists,
+    Filter,
+    Match,
+    Not,
+    Nothing,
+    Or,
+    SortKey,
 )
 from fhir_server.search.filters import And as AndFilter
 from fhir_server.search.index import IndexEntry
@@ -196,7 +205,7 @@ class MongoStore(Store):
             docs = list(cursor)
         matched = None
         if total:
-            if 0 < len(docs) < count or (offset == 0 and 0 < count and len(docs) < count):
+            if 0 < len(docs) < count or (offset == 0 and count > 0 and len(docs) < count):
                 matched = offset + len(docs)  # the last page tells the total: no second query
             else:
                 matched = coll.count_documents(query)

@@ -18,7 +18,17 @@ from pathlib import Path
 
 from fhir_server.definitions import SERVED_TYPES
 from fhir_server.search.filters import (
-    AllConds, AnyConds, Cond, CondExpr, Exists, Filter, Match, Not, Nothing, Or, SortKey,
+    AllConds,
+    AnyConds,
+    Cond,
+    CondExpr,
+    Exists,
+    Filter,
+    Match,
+    Not,
+    Nothing,
+    Or,
+    SortKey,
 )
 from fhir_server.search.filters import And as AndFilter
 from fhir_server.storage.base import Page, Store, StoredResource, VersionConflict, Write
@@ -239,7 +249,7 @@ class SQLiteStore(Store):
                 "LIMIT ? OFFSET ?", [*args, *order_args, count, offset]).fetchall()
         matched = None
         if total:
-            if 0 < len(rows) < count or (offset == 0 and 0 < count and len(rows) < count):
+            if 0 < len(rows) < count or (offset == 0 and count > 0 and len(rows) < count):
                 matched = offset + len(rows)  # the last page tells the total: no second query
             else:
                 matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]

@@ -129,11 +129,11 @@ def test_search_paging_links_and_shaping(http: httpx.Client) -> None:
     first = http.get("/Patient", params={"family": family, "_count": 2, "_sort": "_id"}).json()
     assert first["type"] == "searchset" and first["total"] == 5 and len(first["entry"]) == 2
     seen = [e["resource"]["id"] for e in first["entry"]]
-    link = {l["relation"]: l["url"] for l in first["link"]}
+    link = {x["relation"]: x["url"] for x in first["link"]}
     while "next" in link:
         page = http.get(link["next"]).json()
         seen += [e["resource"]["id"] for e in page["entry"]]
-        link = {l["relation"]: l["url"] for l in page["link"]}
+        link = {x["relation"]: x["url"] for x in page["link"]}
     assert len(seen) == 5 and seen == sorted(seen)
     summary = http.get("/Patient", params={"family": family, "_summary": "true", "_count": 1}).json()
     tags = summary["entry"][0]["resource"]["meta"]["tag"]
