@@ -13,8 +13,10 @@ import io
 from collections.abc import Sequence
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
@@ -68,7 +70,10 @@ def num(concept: tuple[str, str, str], value: str | None, unit: tuple[str, str, 
         item.MeasuredValueSequence = DicomSequence([])
         return item
     measured = Dataset()
-    measured.NumericValue = value
+    encoded = value.encode("latin-1")
+    encoded += b" " * (len(encoded) % 2)
+    # kept encoded so that deliberately invalid DS text (a vendor quirk under test) reaches the file as is
+    measured[0x0040A30A] = RawDataElement(Tag(0x0040A30A), "DS", len(encoded), encoded, 0, False, True)
     if unit is not None:
         measured.MeasurementUnitsCodeSequence = DicomSequence([code(*unit)])
     item.MeasuredValueSequence = DicomSequence([measured])
