@@ -57,8 +57,10 @@ class Coding:
     display: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.system or not self.code:
-            raise ValueError(f"a coding needs a system and a code, got {self.system!r}|{self.code!r}")
+        # An empty code is allowed: vendors send empty CodeValues (e.g. Target Region "Other"), and the
+        # coding must survive to be reported as unrecognised.
+        if not self.system:
+            raise ValueError(f"a coding needs a system, got {self.system!r}|{self.code!r}")
 
     @classmethod
     def from_dicom(cls, code_value: str, scheme: str, meaning: str | None = None) -> Coding:
@@ -71,7 +73,9 @@ class Coding:
         return (self.system, self.code)
 
     def to_fhir(self) -> dict[str, str]:
-        out = {"system": self.system, "code": self.code}
+        out = {"system": self.system}
+        if self.code:
+            out["code"] = self.code
         if self.display:
             out["display"] = self.display
         return out

@@ -67,9 +67,7 @@ def test_tissue_weights_reproduce_the_source_paper_table_ii(source_paper: str) -
         "Brain": "brain",
         "Salivary glands": "salivary_glands",
     }
-    block = source_paper[
-        source_paper.index("Tissue or Organ\tICRP 60\tICRP 103") : source_paper.index("TABLE II.")
-    ]
+    block = source_paper[source_paper.index("Tissue or Organ\tICRP 60\tICRP 103") : source_paper.index("TABLE II.")]
     ref = load_reference()
     seen = 0
     for line in block.splitlines()[1:]:
