@@ -95,10 +95,9 @@ def build_ack(
     fs, cs = enc.field, enc.component
     version = header.version or "2.5.1"
     trigger = header.trigger_event
-    if trigger:
-        msg_type = f"ACK{cs}{trigger}" + ("" if version in ("2.1", "2.2", "2.3") else f"{cs}ACK")
-    else:
-        msg_type = "ACK"
+    msg_type = f"ACK{cs}{trigger}" if trigger else "ACK"
+    if trigger and version not in ("2.1", "2.2", "2.3"):
+        msg_type += f"{cs}ACK"  # MSH-9.3 (message structure) exists from v2.3.1
     msh = [
         "MSH",
         enc.encoding_characters,

@@ -98,6 +98,17 @@ def hd_system_from_subcomponents(rep: Repetition, component: int, options: Mappi
     )
 
 
+def make_identifier(value_: str, system: str | None, type_code: str | None = None) -> dict[str, Any]:
+    """Identifier with an optional table 0203 type and system."""
+    out: dict[str, Any] = {}
+    if type_code:
+        out["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
+    if system:
+        out["system"] = system
+    out["value"] = value_
+    return out
+
+
 def identifier_from_cx(
     rep: Repetition, options: MappingOptions, fallback_system: str | None
 ) -> dict[str, Any] | None:
@@ -106,14 +117,7 @@ def identifier_from_cx(
     if not ident:
         return None
     system = hd_system_from_subcomponents(rep, 4, options) or fallback_system
-    out: dict[str, Any] = {}
-    type_code = value(rep, 5)
-    if type_code:
-        out["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
-    if system:
-        out["system"] = system
-    out["value"] = ident
-    return out
+    return make_identifier(ident, system, value(rep, 5))
 
 
 def identifier_from_ei(
@@ -123,14 +127,7 @@ def identifier_from_ei(
     ident = value(rep, 1)
     if not ident:
         return None
-    system = hd_system(rep, 2, options) or fallback_system
-    out: dict[str, Any] = {}
-    if type_code:
-        out["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
-    if system:
-        out["system"] = system
-    out["value"] = ident
-    return out
+    return make_identifier(ident, hd_system(rep, 2, options) or fallback_system, type_code)
 
 
 # IG ConceptMap "NameType" (table 0200 → name-use)
@@ -300,6 +297,27 @@ _DTM = re.compile(
 )
 
 
+def _partial_date(g: dict[str, str | None]) -> str | None:
+    """YYYY, YYYY-MM or YYYY-MM-DD from a DTM match, or None when it is not a calendar date."""
+    year = int(g["y"] or 0)
+    if year == 0:
+        return None
+    try:
+        if g["mo"] is None:
+            return f"{year:04d}"
+        if g["d"] is None:
+            return dt.date(year, int(g["mo"]), 1).isoformat()[:7]
+        return dt.date(year, int(g["mo"]), int(g["d"])).isoformat()
+    except ValueError:
+        return None
+
+
+def fhir_date(raw: str) -> str | None:
+    """HL7 DT/DTM → FHIR date (the time part dropped), or None when not a valid date."""
+    match = _DTM.match(raw.strip())
+    return _partial_date(match.groupdict()) if match else None
+
+
 def fhir_datetime(raw: str, options: MappingOptions) -> str | None:
     """HL7 DTM/TS → FHIR dateTime at the precision sent, or None when it is not a valid date/time.
 
@@ -310,20 +328,13 @@ def fhir_datetime(raw: str, options: MappingOptions) -> str | None:
     if not match:
         return None
     g = match.groupdict()
+    day = _partial_date(g)
+    if day is None or g["h"] is None:
+        return day
     try:
-        year = int(g["y"])
-        if g["mo"] is None:
-            return f"{year:04d}" if year > 0 else None
-        month = int(g["mo"])
-        if g["d"] is None:
-            dt.date(year, month, 1)
-            return f"{year:04d}-{month:02d}"
-        day = int(g["d"])
-        if g["h"] is None:
-            return dt.date(year, month, day).isoformat()
-        stamp = dt.datetime(
-            year, month, day, int(g["h"]), int(g["mi"] or 0), int(g["s"] or 0),
-            int((g["f"] or "0").ljust(6, "0")),
+        stamp = dt.datetime.fromisoformat(day).replace(
+            hour=int(g["h"]), minute=int(g["mi"] or 0), second=int(g["s"] or 0),
+            microsecond=int((g["f"] or "0").ljust(6, "0")),
         )
     except ValueError:
         return None
@@ -335,29 +346,8 @@ def fhir_datetime(raw: str, options: MappingOptions) -> str | None:
         tz: dt.tzinfo = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
     else:
         tz = options.timezone
-    stamp = stamp.replace(tzinfo=tz)
     spec = "milliseconds" if g["f"] else "seconds"
-    return stamp.isoformat(timespec=spec)
-
-
-def fhir_date(raw: str) -> str | None:
-    """HL7 DT/DTM → FHIR date (the time part dropped), or None when not a valid date."""
-    match = _DTM.match(raw.strip())
-    if not match:
-        return None
-    g = match.groupdict()
-    try:
-        year = int(g["y"])
-        if year == 0:
-            return None
-        if g["mo"] is None:
-            return f"{year:04d}"
-        if g["d"] is None:
-            dt.date(year, int(g["mo"]), 1)
-            return f"{year:04d}-{int(g['mo']):02d}"
-        return dt.date(year, int(g["mo"]), int(g["d"])).isoformat()
-    except ValueError:
-        return None
+    return stamp.replace(tzinfo=tz).isoformat(timespec=spec)
 
 
 def first_value(segment: Segment | None, n: int, component: int = 1) -> str:

@@ -78,10 +78,9 @@ def map_pv1(
         warnings.append(f"PV1-2 {patient_class!r} is not in HL7 table 0004; class set to unknown")
     start = fhir_datetime(value(pv1.first(44)), options)
     end = fhir_datetime(value(pv1.first(45)), options)
+    status = EVENT_STATUS.get(trigger_event) or CLASS_STATUS.get(patient_class, "unknown")
     if end:
         status = "finished"
-    else:
-        status = EVENT_STATUS.get(trigger_event) or CLASS_STATUS.get(patient_class, "unknown")
     encounter: dict[str, Any] = {
         "resourceType": "Encounter",
         "identifier": [visit],

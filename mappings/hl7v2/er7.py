@@ -277,10 +277,8 @@ class Segment:
         if not raw:
             return []
         rep = self.encoding.repetition
-        if self.name in HEADER_SEGMENTS and n <= 2:
-            parts = [raw]
-        else:
-            parts = raw.split(rep) if rep and rep in raw else [raw]
+        split = rep and rep in raw and not (n <= 2 and self.name in HEADER_SEGMENTS)
+        parts = raw.split(rep) if split else [raw]
         return [Repetition(p, self.encoding, self.charset) for p in parts if p]
 
     def first(self, n: int) -> Repetition:

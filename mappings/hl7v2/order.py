@@ -30,12 +30,12 @@ from typing import Any
 from mappings.hl7v2.bundle import IdentifierKey
 from mappings.hl7v2.datatypes import (
     DICOM_UID,
-    V2_0203,
     MappingOptions,
     codeable_concept_from_cwe,
     fhir_datetime,
     hd_system,
     identifier_from_ei,
+    make_identifier,
     reference_from_xcn,
     value,
 )
@@ -134,12 +134,6 @@ class OrderMapping:
     key: IdentifierKey
     study_instance_uids: tuple[str, ...]
     accession: IdentifierKey | None
-
-
-def _typed(ident: dict[str, Any] | None, code: str) -> dict[str, Any] | None:
-    if ident is None:
-        return None
-    return {"type": {"coding": [{"system": V2_0203, "code": code}]}, **ident}
 
 
 def _first_field(candidates: list[tuple[Segment | None, int]]) -> Repetition | None:
@@ -267,15 +261,14 @@ def map_order(
     filler_rep = _first_field([(obr, 3), (orc, 3)])
     placer = filler = accession = None
     if placer_rep is not None:
-        placer = _typed(identifier_from_ei(placer_rep, None, options, application), "PLAC")
+        placer = identifier_from_ei(placer_rep, "PLAC", options, application)
     if filler_rep is not None:
-        filler = _typed(identifier_from_ei(filler_rep, None, options, application), "FILL")
+        filler = identifier_from_ei(filler_rep, "FILL", options, application)
     ipc = group.ipc[0] if group.ipc else None
     if ipc is not None and value(ipc.first(1)):
-        accession = _typed(identifier_from_ei(ipc.first(1), None, options, facility), "ACSN")
+        accession = identifier_from_ei(ipc.first(1), "ACSN", options, facility)
     elif obr is not None and value(obr.first(18)):
-        accession = {"type": {"coding": [{"system": V2_0203, "code": "ACSN"}]},
-                     **({"system": facility} if facility else {}), "value": value(obr.first(18))}
+        accession = make_identifier(value(obr.first(18)), facility, "ACSN")
     identifiers = [i for i in (placer, filler, accession) if i]
     key_ident = placer or filler or accession
     if key_ident is None:

@@ -79,6 +79,18 @@ async def listener() -> AsyncIterator[tuple[MllpServer, Committed, DictAckStore]
     await server.stop()
 
 
+async def mllp_send(port: int, path: Path, *options: str) -> bytes:
+    """Run python-hl7's ``mllp_send`` on a file (one connection); its stdout holds every raw answer."""
+    if not MLLP_SEND.exists():
+        pytest.skip("python-hl7's mllp_send is not installed")
+    process = await asyncio.create_subprocess_exec(
+        str(MLLP_SEND), *options, "-p", str(port), "-f", str(path), "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    return out
+
+
 def frames_in(output: bytes) -> list[bytes]:
     return re.findall(rb"\x0b(.*?)\x1c\r", output, flags=re.DOTALL)
 
@@ -127,17 +139,11 @@ def check_committed(committed: Committed) -> None:
 async def test_all_samples_with_mllp_send(
     listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path, tmp_path: Path
 ) -> None:
-    if not MLLP_SEND.exists():
-        pytest.skip("python-hl7's mllp_send is not installed")
     server, committed, store = listener
     files = sorted((samples_dir / "hl7").glob("*.hl7"))
     framed = tmp_path / "all.mllp"
     framed.write_bytes(b"".join(frame(f.read_bytes()) for f in files))
-    process = await asyncio.create_subprocess_exec(
-        str(MLLP_SEND), "-p", str(server.bound_port), "-f", str(framed), "127.0.0.1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err
+    out = await mllp_send(server.bound_port, framed)
     check_answers([f.name for f in files], frames_in(out))
     check_committed(committed)
     assert sum(1 for _, outcome in store.archive if outcome is AckOutcome.REJECT) == 4  # ORU ×3, RSP
@@ -181,18 +187,12 @@ async def test_loose_text_file_with_crlf_and_lf(
     listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path, tmp_path: Path
 ) -> None:
     """``mllp_send --loose``: a plain text file, LF/CRLF line ends, messages split on ``MSH|^~\\&|``."""
-    if not MLLP_SEND.exists():
-        pytest.skip("python-hl7's mllp_send is not installed")
     server, committed, _ = listener
     chosen = ["01", "10", "11"]
     text = b"\n".join(next((samples_dir / "hl7").glob(f"{p}_*.hl7")).read_bytes().replace(b"\r", b"\n")
                       for p in chosen)
     loose = tmp_path / "loose.hl7"
     loose.write_bytes(text)
-    process = await asyncio.create_subprocess_exec(
-        str(MLLP_SEND), "--loose", "-p", str(server.bound_port), "-f", str(loose), "127.0.0.1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err
+    out = await mllp_send(server.bound_port, loose, "--loose")
     assert [msa_of(a) for a in frames_in(out)] == [EXPECTED[p] for p in chosen]
     assert [r.control_id for r in committed.results] == ["103106", "Q150084616T145947960"]

@@ -393,3 +393,20 @@ def test_a40_with_two_patient_groups_and_several_prior_identifiers() -> None:
     assert [(r.old.value, r.new.value) for r in result.repoints] == [("OLD1", "NEW1"), ("OLD2", "NEW2")]
     with pytest.raises(SegmentSequenceError):
         process_message(b"MSH|^~\\&|RIS|H|DACS|H|||ADT^A40|M2|P|2.5\rMRG|OLD^^^H\rPID|||NEW^^^H\r")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2024", "2024"), ("202402", "2024-02"), ("20240229", "2024-02-29"),
+        ("2024022913", "2024-02-29T13:00:00+00:00"), ("202402291305", "2024-02-29T13:05:00+00:00"),
+        ("20240229130507.25", "2024-02-29T13:05:07.250+00:00"),
+        ("20240229130507-0500", "2024-02-29T13:05:07-05:00"),
+        ("20230229", None), ("202413", None), ("0000", None), ("2024022925", None), ("2024x", None),
+        ("202401011200+9900", None), ("", None),
+    ],
+)
+def test_hl7_times_to_fhir(raw: str, expected: str | None) -> None:
+    from mappings.hl7v2.datatypes import fhir_datetime
+
+    assert fhir_datetime(raw, MappingOptions()) == expected
