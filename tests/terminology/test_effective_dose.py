@@ -25,7 +25,6 @@ from terminology.errors import (
 )
 from terminology.reference import load_reference
 
-
 # --- DLP × k -------------------------------------------------------------------------------------
 
 
