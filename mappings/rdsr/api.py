@@ -49,7 +49,8 @@ from pydicom.dataset import Dataset
 
 from mappings.dicom_common import DICOM_UID_SYSTEM, uid_to_urn
 from mappings.rdsr import codes as c
-from mappings.rdsr.classify import DatasetKind, classify_dataset
+from mappings.rdsr.classify import DECODING_ERRORS, DatasetKind, classify_dataset
+from mappings.rdsr.errors import MalformedReportError, RdsrMappingError
 from mappings.rdsr.codes import codeable_concept
 from mappings.rdsr.fhir import (
     ACCUMULATION_SYSTEM,
@@ -187,7 +188,12 @@ def map_dose_report(ds: Dataset, options: MappingOptions | None = None) -> Mappi
     """
     kind = classify_dataset(ds)
     study = parse_dose_report(ds, kind)
-    return map_dose_study(study, kind, options or MappingOptions())
+    try:
+        return map_dose_study(study, kind, options or MappingOptions())
+    except RdsrMappingError:
+        raise
+    except DECODING_ERRORS as exc:
+        raise MalformedReportError(f"dose report cannot be mapped: {type(exc).__name__}: {exc}") from exc
 
 
 def _imaging_study_entry(study: DoseStudy, patient_url: str, modality: str, started: str | None,

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from mappings.rdsr import codes as c
 from mappings.rdsr.codes import canonical_code
-from mappings.rdsr.errors import RdsrMappingError
+from mappings.rdsr.errors import MalformedReportError, RdsrMappingError
 from mappings.rdsr.records import DoseReportTemplate
 from mappings.rdsr.sr_tree import Code, ContentItem, read_content_tree
 
@@ -121,12 +121,27 @@ def xray_template_from_content(items: tuple[ContentItem, ...]) -> DatasetKind | 
     return None
 
 
+DECODING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError,
+                   NotImplementedError, UnicodeError, LookupError, EOFError, OSError)
+"""What pydicom's lazy decoding of a damaged dataset can raise on attribute access."""
+
+
 def classify_dataset(ds: Dataset) -> DatasetKind:
     """Classify ``ds`` by SR root concept and template (or, for images, by SOP class).
 
     Reads only the header and, when no template is declared, the top level of the content tree.
-    Never raises for an unexpected object: anything unrecognised is ``NOT_A_DOSE_OBJECT``.
+    Anything unrecognised is ``NOT_A_DOSE_OBJECT``; a header pydicom cannot decode raises
+    :class:`MalformedReportError` (the only exception it raises).
     """
+    try:
+        return _classify(ds)
+    except RdsrMappingError:
+        raise
+    except DECODING_ERRORS as exc:
+        raise MalformedReportError(f"the header cannot be decoded: {type(exc).__name__}: {exc}") from exc
+
+
+def _classify(ds: Dataset) -> DatasetKind:
     sop_class = str(ds.get("SOPClassUID") or "").strip()
     root = root_concept(ds)
     if root is None:

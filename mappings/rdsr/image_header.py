@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from mappings.dicom_common import DICOM_UID_SYSTEM, uid_to_urn
 from mappings.rdsr import codes as c
 from mappings.rdsr.api import MappingResult
-from mappings.rdsr.classify import IMAGE_SOP_CLASSES, DatasetKind, classify_dataset
+from mappings.rdsr.classify import DECODING_ERRORS, IMAGE_SOP_CLASSES, DatasetKind, classify_dataset
 from mappings.rdsr.errors import MalformedReportError, NoHeaderDoseError, NotADoseReportError, RdsrMappingError
 from mappings.rdsr.fhir import (
     DCM,
@@ -88,7 +88,7 @@ def map_image_header_dose(ds: Dataset, options: MappingOptions | None = None) ->
         return _map(ds, options or MappingOptions())
     except RdsrMappingError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+    except DECODING_ERRORS as exc:
         raise MalformedReportError(f"image header cannot be read: {type(exc).__name__}: {exc}") from exc
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 
 from mappings.rdsr import codes as c
-from mappings.rdsr.classify import DatasetKind, classify_dataset, root_concept
+from mappings.rdsr.classify import DECODING_ERRORS, DatasetKind, classify_dataset, root_concept
 from mappings.rdsr.ct import check_ct_totals, parse_ct_accumulation, parse_ct_events
 from mappings.rdsr.errors import MalformedReportError, NotADoseReportError, RdsrMappingError, UnsupportedTemplateError
 from mappings.rdsr.header import (
@@ -40,7 +40,7 @@ def parse_dose_report(ds: Dataset, kind: DatasetKind | None = None) -> DoseStudy
         return _parse(ds, kind)
     except RdsrMappingError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+    except DECODING_ERRORS as exc:
         raise MalformedReportError(f"dose report cannot be parsed: {type(exc).__name__}: {exc}") from exc
 
 
