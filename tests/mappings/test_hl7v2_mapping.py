@@ -410,3 +410,15 @@ def test_hl7_times_to_fhir(raw: str, expected: str | None) -> None:
     from mappings.hl7v2.datatypes import fhir_datetime
 
     assert fhir_datetime(raw, MappingOptions()) == expected
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8",
+                                     "2.8.1", "2.8.2"])
+def test_every_supported_version_maps(version: str) -> None:
+    encoding = "^~\\&#" if version >= "2.7" else "^~\\&"
+    raw = (f"MSH|{encoding}|RIS|H|DACS|H|20240101||ADT^A31^ADT_A05|V{version}|P|{version}\r"
+           f"PID|||ID{version}^^^H||Doe^Jo\r").encode()
+    result = process_message(raw)
+    validate(result)
+    [patient] = resources(result, "Patient")
+    assert patient["identifier"][0]["value"] == f"ID{version}"
