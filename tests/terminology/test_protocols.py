@@ -148,6 +148,8 @@ def test_target_regions_of_the_vendor_samples(samples_dir: Path) -> None:
 
     codings: set[Coding] = set()
     for path in sorted((samples_dir / "rdsr").glob("*.dcm")):
+        if path.stat().st_size > 400_000:  # the long XA event lists add time, not new region codes
+            continue
         walk(pydicom.dcmread(path).get("ContentSequence", []), codings)
     assert len(codings) > 10
     regions, unknown = target_regions_to_body_regions(sorted(codings, key=lambda c: c.key()))
