@@ -5,8 +5,9 @@ statuses in exactly one place per protocol"). What is stored, and how, belongs t
 plugs in through two hooks:
 
 * ``commit(result, raw)`` — write ``result.bundle`` (and apply ``result.repoints``) durably. It runs
-  before the ACK; if it raises, the message is answered AR 207 (the RIS should send it again) and
-  nothing is acknowledged as accepted.
+  before the ACK; if it (or ``store.put`` after it) raises, the message is answered AR 207 (the RIS
+  should send it again; the conditional upserts make a second application harmless) and nothing is
+  acknowledged as accepted.
 * ``store`` (:class:`AckStore`) — ``get(key, raw)`` returns the ACK already sent for the same MSH-3+MSH-4+
   MSH-10 (the message is not processed again), or raises DuplicateKeyIdentifier when the payload differs
   (AE 205); ``put(key, raw, ack, outcome)`` archives every message with the ACK it got (called for all
