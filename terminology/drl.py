@@ -99,11 +99,7 @@ def applicable_drls(
         if not ok:
             continue
         for entry in dset.entries:
-            if (
-                entry.exam == exam
-                and entry.quantity == quantity
-                and (modality is None or entry.modality == modality)
-            ):
+            if entry.exam == exam and entry.quantity == quantity and (modality is None or entry.modality == modality):
                 out.append((dset, entry, note))
                 break
     return tuple(out)
@@ -140,16 +136,12 @@ def _compare(
             DrlComparison(
                 method="drl-comparison",
                 inputs=(
-                    Input(
-                        quantity if statistic == "value" else f"median {quantity}", value.value, value.unit
-                    ),
+                    Input(quantity if statistic == "value" else f"median {quantity}", value.value, value.unit),
                     Input("exam", exam),
                     Input("age", age_years, "a"),
                 ),
                 coefficients=(
-                    Coefficient(
-                        f"DRL {quantity} {entry.label}", entry.value, entry.unit, dset.id, dset.source
-                    ),
+                    Coefficient(f"DRL {quantity} {entry.label}", entry.value, entry.unit, dset.id, dset.source),
                 ),
                 assumptions=(note,) if note else (),
                 exam=exam,
@@ -158,8 +150,7 @@ def _compare(
                 drl=drl,
                 drl_set=dset.id,
                 drl_set_kind=dset.kind,
-                drl_label=entry.label
-                + (f" ({entry.clinical_indication})" if entry.clinical_indication else ""),
+                drl_label=entry.label + (f" ({entry.clinical_indication})" if entry.clinical_indication else ""),
                 ratio=ratio,
                 factor=fac,
                 exceeded=value.value > drl_value * fac,

@@ -137,16 +137,12 @@ def effective_dose_from_dlp(
         set_ids = ref.policy.k_factor_sets.get(basis, ())
     if age_years is None:
         if ref.policy.missing_age == "refuse":
-            raise MissingInputError(
-                "patient age is unknown and the evaluation policy refuses to assume an adult"
-            )
+            raise MissingInputError("patient age is unknown and the evaluation policy refuses to assume an adult")
         assumptions.append("age unknown: adult coefficient used (evaluation policy 'assume-adult')")
     tried = []
     for set_id in set_ids:
         kset = ref.k_factors[set_id]
-        band_label = (
-            _adult_band_label(kset) if age_years is None else getattr(kset.band_for(age_years), "label", None)
-        )
+        band_label = _adult_band_label(kset) if age_years is None else getattr(kset.band_for(age_years), "label", None)
         used_region = k_region if k_region in kset.coefficients else kset.region_fallbacks.get(k_region)
         tried.append(set_id)
         if band_label is None or used_region is None or band_label not in kset.coefficients[used_region]:
@@ -164,9 +160,7 @@ def effective_dose_from_dlp(
                 Input("age", age_years, "a"),
             ),
             coefficients=(
-                Coefficient(
-                    f"k({used_region}, {band_label})", k, kset.unit, set_id, kset.source_for(used_region)
-                ),
+                Coefficient(f"k({used_region}, {band_label})", k, kset.unit, set_id, kset.source_for(used_region)),
             ),
             assumptions=tuple(assumptions),
             value=dose.value * k,
@@ -176,8 +170,7 @@ def effective_dose_from_dlp(
         )
     age_text = "unknown age" if age_years is None else f"age {age_years:g} y"
     raise NoCoefficientError(
-        f"no verified {basis} k-factor for region {k_region!r} at {age_text} "
-        f"(sets tried: {', '.join(tried) or 'none'})"
+        f"no verified {basis} k-factor for region {k_region!r} at {age_text} (sets tried: {', '.join(tried) or 'none'})"
     )
 
 
@@ -199,9 +192,7 @@ def radiation_weighting_factor(
     if radiation in wset.factors:
         return wset.factors[radiation]
     if radiation != "neutron":
-        raise TerminologyError(
-            f"unknown radiation type {radiation!r}; known: {sorted(wset.factors)} and 'neutron'"
-        )
+        raise TerminologyError(f"unknown radiation type {radiation!r}; known: {sorted(wset.factors)} and 'neutron'")
     if neutron_energy_mev is None or not neutron_energy_mev > 0:
         raise MissingInputError("a neutron weighting factor needs the neutron energy in MeV")
     for piece in wset.neutron_pieces:
@@ -236,9 +227,7 @@ def effective_dose_from_organ_doses(
     tset = ref.tissue_weights.get(basis)
     if tset is None:
         raise NoCoefficientError(f"no tissue weighting factors for {basis!r}")
-    w_r = radiation_weighting_factor(
-        radiation, icrp=basis, neutron_energy_mev=neutron_energy_mev, reference=ref
-    )
+    w_r = radiation_weighting_factor(radiation, icrp=basis, neutron_energy_mev=neutron_energy_mev, reference=ref)
     doses: dict[str, float] = {}
     for tissue, dose in organ_doses.items():
         if tissue not in tset.factors and tissue not in tset.remainder_tissues:

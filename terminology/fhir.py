@@ -120,9 +120,7 @@ class TerminologyRegistry:
 
     def _add_dacs_system(self, cid: str, name: str, title: str, concepts: Iterable[Concept]) -> None:
         url = dacs_system(cid)
-        source = Source(
-            citation=f"DACS vocabulary (terminology/data/{cid.replace('-', '_')}s.json)", evidence="DACS"
-        )
+        source = Source(citation=f"DACS vocabulary (terminology/data/{cid.replace('-', '_')}s.json)", evidence="DACS")
         self.code_systems[url] = CodeSystemData(
             id=cid,
             system=url,
@@ -150,9 +148,7 @@ class TerminologyRegistry:
                 (),
                 tuple(_Member(UCUM, u.code, u.display) for u in ref.units.values()),
             ),
-            _ValueSet(
-                "body-region", "DACS body regions", "All DACS body regions", (dacs_system("body-region"),), ()
-            ),
+            _ValueSet("body-region", "DACS body regions", "All DACS body regions", (dacs_system("body-region"),), ()),
             _ValueSet(
                 "standard-procedure",
                 "DACS standard procedures",
@@ -304,8 +300,7 @@ class TerminologyRegistry:
             _ConceptMap(
                 "srt-to-snomed",
                 "Legacy SNOMED-RT (SRT) to SNOMED CT",
-                "DICOM PS3.16 Annex O 'SNOMED Concept ID to SNOMED ID Mapping', "
-                "used to read legacy RDSR codes",
+                "DICOM PS3.16 Annex O 'SNOMED Concept ID to SNOMED ID Mapping', used to read legacy RDSR codes",
                 None,
                 None,
                 legacy,
@@ -313,8 +308,7 @@ class TerminologyRegistry:
             _ConceptMap(
                 "anatomy-to-body-region",
                 "Anatomic region (SNOMED CT) to DACS body region",
-                "RDSR Target Region (CID 4030/4031) to the body region used for k-factors "
-                "and protocol mapping",
+                "RDSR Target Region (CID 4030/4031) to the body region used for k-factors and protocol mapping",
                 _url("ValueSet", "ct-anatomy"),
                 _url("ValueSet", "body-region"),
                 tuple(anatomy),
@@ -368,18 +362,30 @@ def registry(reference: ReferenceData | None = None) -> TerminologyRegistry:
 # resource builders
 
 
-def _meta_common(rid: str, url: str, name: str, title: str, version: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": rid,
-        "url": url,
-        "name": name,
-        "title": title,
-        "status": STATUS,
-        "experimental": False,
-        "publisher": PUBLISHER,
-    }
+def _resource_head(
+    resource_type: str,
+    rid: str,
+    url: str,
+    title: str,
+    description: str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+) -> dict[str, Any]:
+    """The metadata every terminology resource starts with."""
+    out: dict[str, Any] = {"resourceType": resource_type, "id": rid, "url": url}
     if version:
         out["version"] = version
+    out.update(
+        {
+            "name": name or _name(title),
+            "title": title,
+            "status": STATUS,
+            "experimental": False,
+            "publisher": PUBLISHER,
+            "description": description,
+        }
+    )
     return out
 
 
@@ -404,10 +410,15 @@ def code_system_resource(url: str, reference: ReferenceData | None = None) -> di
     cs = reg.code_systems.get(url)
     if cs is None:
         raise UnknownCodeError(f"unknown CodeSystem {url!r}")
-    res: dict[str, Any] = {"resourceType": "CodeSystem"}
-    res.update(_meta_common(cs.id, cs.system, cs.name or _name(cs.title), cs.title, cs.version))
-    res["description"] = f"{cs.title}. Source: {cs.source.citation}" + (
-        f" ({cs.source.edition})" if cs.source.edition else ""
+    edition = f" ({cs.source.edition})" if cs.source.edition else ""
+    res = _resource_head(
+        "CodeSystem",
+        cs.id,
+        cs.system,
+        cs.title,
+        f"{cs.title}. Source: {cs.source.citation}{edition}",
+        name=cs.name,
+        version=cs.version,
     )
     res["caseSensitive"] = True
     res["content"] = "complete" if cs.complete else "fragment"
@@ -436,9 +447,7 @@ def value_set_resource(url: str, reference: ReferenceData | None = None) -> dict
     """A ValueSet resource (compose only; ``expand_value_set`` gives the members)."""
     reg = registry(reference)
     vs = reg.value_set(url)
-    res: dict[str, Any] = {"resourceType": "ValueSet"}
-    res.update(_meta_common(vs.id, vs.url, _name(vs.title), vs.title, None))
-    res["description"] = vs.description
+    res = _resource_head("ValueSet", vs.id, vs.url, vs.title, vs.description)
     includes: list[dict[str, Any]] = [{"system": s} for s in vs.whole_systems]
     by_system: dict[str, list[dict[str, str]]] = {}
     for m in vs.members:
@@ -458,13 +467,9 @@ def expand_value_set(url: str, reference: ReferenceData | None = None) -> list[d
     out = []
     for system in vs.whole_systems:
         out += [
-            {"system": system, "code": c.code, "display": c.display}
-            for c in reg.code_systems[system].concepts.values()
+            {"system": system, "code": c.code, "display": c.display} for c in reg.code_systems[system].concepts.values()
         ]
-    out += [
-        {"system": m.system, "code": m.code, **({"display": m.display} if m.display else {})}
-        for m in vs.members
-    ]
+    out += [{"system": m.system, "code": m.code, **({"display": m.display} if m.display else {})} for m in vs.members]
     return out
 
 
@@ -472,9 +477,7 @@ def concept_map_resource(url: str, reference: ReferenceData | None = None) -> di
     """A ConceptMap resource (R4: ``group.element.target.equivalence``)."""
     reg = registry(reference)
     cm = reg.concept_map(url)
-    res: dict[str, Any] = {"resourceType": "ConceptMap"}
-    res.update(_meta_common(cm.id, cm.url, _name(cm.title), cm.title, None))
-    res["description"] = cm.description
+    res = _resource_head("ConceptMap", cm.id, cm.url, cm.title, cm.description)
     if cm.source_vs:
         res["sourceCanonical"] = cm.source_vs
     if cm.target_vs:
@@ -484,13 +487,9 @@ def concept_map_resource(url: str, reference: ReferenceData | None = None) -> di
         target: dict[str, Any] = {"code": e.target_code, "equivalence": e.equivalence}
         if e.target_display:
             target["display"] = e.target_display
-        groups.setdefault((e.source_system, e.target_system), []).append(
-            {"code": e.source_code, "target": [target]}
-        )
+        groups.setdefault((e.source_system, e.target_system), []).append({"code": e.source_code, "target": [target]})
     if groups:
-        res["group"] = [
-            {"source": s, "target": t, "element": elements} for (s, t), elements in groups.items()
-        ]
+        res["group"] = [{"source": s, "target": t, "element": elements} for (s, t), elements in groups.items()]
     return res
 
 
@@ -588,9 +587,7 @@ def lookup(
     for key, value in concept.properties.items():
         pv = _property_value(value)
         if pv is not None:
-            params.append(
-                {"name": "property", "part": [{"name": "code", "valueCode": key}, {"name": "value", **pv}]}
-            )
+            params.append({"name": "property", "part": [{"name": "code", "valueCode": key}, {"name": "value", **pv}]})
     return _parameters(params)
 
 

@@ -51,9 +51,7 @@ class ProtocolMapping:
     status: str  # "mapped" or "unmapped"
     standard_procedure: StandardProcedure | None
     body_region: BodyRegion | None
-    matched_by: (
-        str | None
-    )  # procedure-code, procedure-keyword, description-regions, target-regions, modality-default
+    matched_by: str | None  # procedure-code, procedure-keyword, description-regions, target-regions, modality-default
     evidence: tuple[str, ...]
     description_regions: tuple[str, ...] = ()
     target_regions: tuple[str, ...] = ()
@@ -102,9 +100,7 @@ def _phrases(words: Iterable[str]) -> list[tuple[str, ...]]:
 
 def _match_regions(tokens: list[str], pmap: ProtocolMap) -> tuple[list[str], list[str]]:
     """Body regions named in the tokens; longer phrases claim their tokens first."""
-    candidates = [
-        (region, phrase) for region, words in pmap.region_keywords.items() for phrase in _phrases(words)
-    ]
+    candidates = [(region, phrase) for region, words in pmap.region_keywords.items() for phrase in _phrases(words)]
     candidates.sort(key=lambda rp: (-len(rp[1]), -len(" ".join(rp[1]))))
     claimed: set[int] = set()
     regions: list[str] = []
@@ -125,9 +121,7 @@ def _modality(exam: ExamDescriptor, pmap: ProtocolMap) -> str | None:
     return pmap.modality_aliases.get(m, m)
 
 
-def _combine(
-    region_ids: Iterable[str], modality: str, ref: ReferenceData
-) -> tuple[str | None, frozenset[str]]:
+def _combine(region_ids: Iterable[str], modality: str, ref: ReferenceData) -> tuple[str | None, frozenset[str]]:
     """Standard procedure for a set of regions: drop regions absorbed by another present one, then
     look the union of atomic parts up in the modality's region combinations."""
     present = set(region_ids)
@@ -180,9 +174,7 @@ def standardise_exam(exam: ExamDescriptor, reference: ReferenceData | None = Non
     desc_regions, desc_evidence = _match_regions(tokens, pmap)
     target_regions, unknown_targets = target_regions_to_body_regions(exam.target_regions, ref)
 
-    def result(
-        code: str, matched_by: str, evidence: Sequence[str], conflicts: Sequence[str] = ()
-    ) -> ProtocolMapping:
+    def result(code: str, matched_by: str, evidence: Sequence[str], conflicts: Sequence[str] = ()) -> ProtocolMapping:
         proc = ref.standard_procedures[code]
         if modality == "DX":
             code, projection = _with_projection(code, tokens, ref)
@@ -205,11 +197,7 @@ def standardise_exam(exam: ExamDescriptor, reference: ReferenceData | None = Non
             tuple(conflicts),
         )
 
-    for rule in pmap.code_rules:
-        for coding in exam.procedure_codes:
-            if coding.system == rule.system and coding.code == rule.code:
-                return result(rule.standard_procedure, "procedure-code", [f"{rule.system}|{rule.code}"])
-    if modality is None:
+    def not_mapped(reason: str) -> ProtocolMapping:
         return ProtocolMapping(
             UNMAPPED,
             None,
@@ -219,8 +207,15 @@ def standardise_exam(exam: ExamDescriptor, reference: ReferenceData | None = Non
             tuple(desc_regions),
             tuple(target_regions),
             unknown_targets,
-            reason="modality unknown",
+            reason=reason,
         )
+
+    for rule in pmap.code_rules:
+        for coding in exam.procedure_codes:
+            if coding.system == rule.system and coding.code == rule.code:
+                return result(rule.standard_procedure, "procedure-code", [f"{rule.system}|{rule.code}"])
+    if modality is None:
+        return not_mapped("modality unknown")
     for kw_rule in pmap.procedure_keywords:
         if kw_rule.modalities and modality not in kw_rule.modalities:
             continue
@@ -234,42 +229,24 @@ def standardise_exam(exam: ExamDescriptor, reference: ReferenceData | None = Non
                 )
     conflicts: list[str] = []
     desc_code, desc_parts = _combine(desc_regions, modality, ref) if desc_regions else (None, frozenset())
-    target_code, target_parts = (
-        _combine(target_regions, modality, ref) if target_regions else (None, frozenset())
-    )
+    target_code, target_parts = _combine(target_regions, modality, ref) if target_regions else (None, frozenset())
     if desc_code and target_code and desc_code != target_code:
         conflicts.append(f"description says {desc_code}, target regions say {target_code}")
     if desc_code:
         return result(desc_code, "description-regions", desc_evidence, conflicts)
     if target_code:
-        return result(
-            target_code, "target-regions", [f"target regions {', '.join(target_regions)}"], conflicts
-        )
+        return result(target_code, "target-regions", [f"target regions {', '.join(target_regions)}"], conflicts)
     default = pmap.modality_defaults.get(modality)
     if default:
         return result(default, "modality-default", [f"modality {modality}"])
     reasons = []
     if desc_regions:
-        reasons.append(
-            f"description regions {'+'.join(sorted(desc_parts))} have no {modality} standard procedure"
-        )
+        reasons.append(f"description regions {'+'.join(sorted(desc_parts))} have no {modality} standard procedure")
     if target_regions:
-        reasons.append(
-            f"target regions {'+'.join(sorted(target_parts))} have no {modality} standard procedure"
-        )
+        reasons.append(f"target regions {'+'.join(sorted(target_parts))} have no {modality} standard procedure")
     if not desc_regions and not target_regions:
         reasons.append("no recognised procedure code, keyword or target region")
-    return ProtocolMapping(
-        UNMAPPED,
-        None,
-        None,
-        None,
-        tuple(desc_evidence),
-        tuple(desc_regions),
-        tuple(target_regions),
-        unknown_targets,
-        reason="; ".join(reasons),
-    )
+    return not_mapped("; ".join(reasons))
 
 
 def unmapped(mappings: Iterable[tuple[str, ProtocolMapping]]) -> list[tuple[str, ProtocolMapping]]:

@@ -492,9 +492,7 @@ def _parse_radiation_set(raw: Mapping[str, Any], doc: _Doc) -> RadiationWeightSe
         _number(factors, name, where)
     neutron = raw.get("neutron") or {}
     pieces = tuple(
-        NeutronPiece(
-            p.get("below_mev"), _number(p, "a", where), _number(p, "b", where), _number(p, "c", where)
-        )
+        NeutronPiece(p.get("below_mev"), _number(p, "a", where), _number(p, "b", where), _number(p, "c", where))
         for p in neutron.get("pieces", [])
     )
     steps = tuple(NeutronStep(s.get("below_mev"), _number(s, "w_r", where)) for s in neutron.get("steps", []))
@@ -575,9 +573,7 @@ def quantity_kind(quantity: str) -> QuantityKind:
     try:
         return _QUANTITY_KINDS[quantity]
     except KeyError:
-        raise ReferenceDataError(
-            f"unknown dose quantity {quantity!r}; known: {sorted(_QUANTITY_KINDS)}"
-        ) from None
+        raise ReferenceDataError(f"unknown dose quantity {quantity!r}; known: {sorted(_QUANTITY_KINDS)}") from None
 
 
 def _checked_quantity(raw: Mapping[str, Any], where: str) -> tuple[str, float, str]:
@@ -813,9 +809,7 @@ def _parse_body_regions(docs: Iterable[_Doc]) -> dict[str, BodyRegion]:
     return regions
 
 
-def _parse_procedures(
-    docs: Iterable[_Doc], regions: Mapping[str, BodyRegion]
-) -> dict[str, StandardProcedure]:
+def _parse_procedures(docs: Iterable[_Doc], regions: Mapping[str, BodyRegion]) -> dict[str, StandardProcedure]:
     out: dict[str, StandardProcedure] = {}
     for doc in docs:
         for raw in _need(doc.body, "concepts", list, doc.where()):
@@ -874,9 +868,7 @@ def _parse_protocol_map(
         for r in body.get("region_combinations", []):
             regs = frozenset(_str_tuple(r.get("regions"), where))
             if not regs <= set(regions):
-                raise ReferenceDataError(
-                    f"{where}: combination uses unknown regions {sorted(regs - set(regions))}"
-                )
+                raise ReferenceDataError(f"{where}: combination uses unknown regions {sorted(regs - set(regions))}")
             combinations.append(
                 RegionCombination(
                     _need(r, "modality", str, where),
@@ -1013,9 +1005,7 @@ def _legacy_map() -> dict[str, str]:
     out = _read_legacy_map(DATA_DIR / "dicom_srt_to_sct.csv")
     for srt, sct in _read_legacy_map(DATA_DIR / "srt_to_sct_supplement.csv").items():
         if out.get(srt, sct) != sct:
-            raise ReferenceDataError(
-                f"srt_to_sct_supplement.csv: {srt} -> {sct} contradicts Annex O ({out[srt]})"
-            )
+            raise ReferenceDataError(f"srt_to_sct_supplement.csv: {srt} -> {sct} contradicts Annex O ({out[srt]})")
         out[srt] = sct
     return out
 
@@ -1054,9 +1044,7 @@ def _build(site_dir: str | None) -> ReferenceData:
     for region in regions.values():
         for other in region.within:
             if other not in regions:
-                raise ReferenceDataError(
-                    f"body region {region.id!r}: 'within' names unknown region {other!r}"
-                )
+                raise ReferenceDataError(f"body region {region.id!r}: 'within' names unknown region {other!r}")
     code_systems: dict[str, CodeSystemData] = {}
     for doc in kind_docs("code-system-fragment"):
         cs = _parse_code_fragment(doc)

@@ -81,9 +81,7 @@ def conversion_factor(
     outside = not (low <= diameter_cm <= high)
     allow = ref.policy.ssde_allow_extrapolation if allow_extrapolation is None else allow_extrapolation
     if outside and not allow:
-        raise OutOfDomainError(
-            f"diameter {diameter_cm:g} cm is outside the {fit.id} fit domain {low:g}-{high:g} cm"
-        )
+        raise OutOfDomainError(f"diameter {diameter_cm:g} cm is outside the {fit.id} fit domain {low:g}-{high:g} cm")
     return fit.a * math.exp(-fit.b * diameter_cm), fit, outside
 
 
@@ -116,9 +114,7 @@ def ssde(
     if dose.value < 0:
         raise TerminologyError("CTDIvol cannot be negative")
     d_cm = as_quantity(diameter, QuantityKind.LENGTH).value_in("cm")
-    f, fit, extrapolated = conversion_factor(
-        d_cm, phantom, allow_extrapolation=allow_extrapolation, reference=ref
-    )
+    f, fit, extrapolated = conversion_factor(d_cm, phantom, allow_extrapolation=allow_extrapolation, reference=ref)
     assumptions = (f"diameter {d_cm:g} cm outside the fit domain: extrapolated",) if extrapolated else ()
     water = diameter_kind == "water-equivalent"
     return Ssde(
