@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from terminology.codes import SCT, Coding, normalise_coding
 from terminology.reference import BodyRegion, ProtocolMap, ReferenceData, StandardProcedure, load_reference
@@ -98,14 +99,28 @@ def _phrases(words: Iterable[str]) -> list[tuple[str, ...]]:
     return [tuple(w.split()) for w in words if w.strip()]
 
 
-def _match_regions(tokens: list[str], pmap: ProtocolMap) -> tuple[list[str], list[str]]:
-    """Body regions named in the tokens; longer phrases claim their tokens first."""
+@lru_cache(maxsize=16)
+def _region_phrases(pmap: ProtocolMap) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(region, phrase) pairs of a protocol map, longest phrase first (computed once per map)."""
     candidates = [(region, phrase) for region, words in pmap.region_keywords.items() for phrase in _phrases(words)]
     candidates.sort(key=lambda rp: (-len(rp[1]), -len(" ".join(rp[1]))))
+    return tuple(candidates)
+
+
+def _may_occur(phrase: tuple[str, ...], tokens: Sequence[str], token_set: set[str]) -> bool:
+    first = phrase[0]
+    return any(t.startswith(first[:-1]) for t in tokens) if first.endswith("*") else first in token_set
+
+
+def _match_regions(tokens: list[str], pmap: ProtocolMap) -> tuple[list[str], list[str]]:
+    """Body regions named in the tokens; longer phrases claim their tokens first."""
+    token_set = set(tokens)
     claimed: set[int] = set()
     regions: list[str] = []
     evidence: list[str] = []
-    for region, phrase in candidates:
+    for region, phrase in _region_phrases(pmap):
+        if not _may_occur(phrase, tokens, token_set):
+            continue
         while (span := _find(phrase, tokens, claimed)) is not None:
             claimed.update(span)
             if region not in regions:

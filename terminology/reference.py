@@ -296,7 +296,7 @@ class RegionCombination:
     standard_procedure: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: derived keyword tables are cached per map
 class ProtocolMap:
     source: Source
     modality_aliases: Mapping[str, str]

@@ -224,6 +224,7 @@ def parse_ucum(code: str) -> UcumUnit:
     return UcumUnit(code=code, factor=factor, dims=tuple(sorted(dims.items())))
 
 
+@lru_cache(maxsize=1024)
 def conversion_factor(from_code: str, to_code: str) -> Factor:
     """Multiplier taking a value in ``from_code`` to ``to_code`` (exact Fraction when both are rational)."""
     src, dst = parse_ucum(from_code), parse_ucum(to_code)
@@ -245,6 +246,8 @@ def convert(value: float, from_code: str, to_code: str) -> float:
     factor = conversion_factor(from_code, to_code)
     if not math.isfinite(value):
         raise UnitError(f"value {value!r} is not a finite number")
+    if factor == 1:
+        return float(value)
     if isinstance(factor, Fraction):
         return float(Fraction(repr(float(value))) * factor)
     return value * factor
