@@ -12,6 +12,7 @@ Modules (no I/O except reading ``terminology/data`` and a site's reference direc
 * ``protocols``: protocol standardisation to DACS standard procedures and body regions;
 * ``fhir``: CodeSystem/ValueSet/ConceptMap builders and pure ``$lookup``, ``$validate-code``,
   ``$translate``;
+* ``age``: age in years from DICOM age strings and FHIR (partial) birth dates;
 * ``results``: the provenance record (method, inputs, coefficients, sources) every result carries.
 
 Reference numbers live in ``terminology/data`` as versioned files that name their sources.
