@@ -208,32 +208,36 @@ _PN_DELIMS = {0x5E, 0x3D}
 _TEXT_DELIMS = {0x0D, 0x0A, 0x09, 0x0C}
 
 
+_U16_LE = struct.Struct("<H").unpack_from
+_CODE_CACHE: dict[tuple[bytes, bool, bool, tuple[str, ...]], Code] = {}
+
+
 class _RawReader:
     """Parses SR items out of the bytes of an encoded ContentSequence (any of the three uncompressed
     transfer syntaxes: implicit VR little endian, explicit VR little/big endian)."""
 
-    __slots__ = ("buf", "encodings", "implicit", "u16", "u32")
+    __slots__ = ("buf", "encodings", "hh", "implicit", "u16", "u32")
 
     def __init__(self, buf: bytes, implicit: bool, little: bool, encodings: list[str]):
         self.buf = buf
         self.implicit = implicit
         prefix = "<" if little else ">"
-        self.u16 = struct.Struct(prefix + "H").unpack_from
+        self.u16 = _U16_LE if little else struct.Struct(">H").unpack_from
         self.u32 = struct.Struct(prefix + "I").unpack_from
+        self.hh = struct.Struct(prefix + "HH").unpack_from
         self.encodings = encodings
 
     def header(self, pos: int) -> tuple[int, bytes | None, int, int]:
         """(tag, VR or None when implicit, value length, position of the value)."""
-        u16 = self.u16
-        tag = (u16(self.buf, pos)[0] << 16) | u16(self.buf, pos + 2)[0]
-        if tag >> 16 == 0xFFFE:
-            return tag, None, self.u32(self.buf, pos + 4)[0], pos + 8
-        if self.implicit:
-            return tag, None, self.u32(self.buf, pos + 4)[0], pos + 8
-        vr = self.buf[pos + 4 : pos + 6]
+        buf = self.buf
+        group, element = self.hh(buf, pos)
+        tag = (group << 16) | element
+        if self.implicit or group == 0xFFFE:
+            return tag, None, self.u32(buf, pos + 4)[0], pos + 8
+        vr = buf[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
-            return tag, vr, self.u32(self.buf, pos + 8)[0], pos + 12
-        return tag, vr, u16(self.buf, pos + 6)[0], pos + 8
+            return tag, vr, self.u32(buf, pos + 8)[0], pos + 12
+        return tag, vr, self.u16(buf, pos + 6)[0], pos + 8
 
     def sequence(self, pos: int, end: int) -> tuple[list[tuple[int, int]], int]:
         """Item spans [(start, end)] of a sequence value starting at ``pos``; ``end`` may be undefined."""
@@ -290,6 +294,17 @@ class _RawReader:
         return _clean(decode_bytes(raw, self.encodings, delimiters))
 
     def code(self, start: int, end: int) -> Code:
+        # The same few dozen code items recur in every report: decode each distinct encoding once.
+        key = (self.buf[start:end], self.implicit, self.u16 is _U16_LE, tuple(self.encodings))
+        found = _CODE_CACHE.get(key)
+        if found is None:
+            found = self._decode_code(start, end)
+            if len(_CODE_CACHE) > 8192:
+                _CODE_CACHE.clear()
+            _CODE_CACHE[key] = found
+        return found
+
+    def _decode_code(self, start: int, end: int) -> Code:
         fields = ["", "", ""]
         for tag, _vr, length, vpos in self.elements(start, end):
             slot = _CODE_TAGS.get(tag)
