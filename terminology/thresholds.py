@@ -125,13 +125,16 @@ def _values(values: Mapping[str, Quantity | tuple[float, str] | None]) -> dict[s
 def _applies(
     t: Threshold, *, scope: str, modality: str | None, population: str | None, body_region: str | None
 ) -> bool:
+    """Whether threshold ``t`` covers the exam. A threshold restricted to a population or body region
+    applies only when the caller states that population or region: a head notification value must not
+    fire on an exam whose region is unknown."""
     if t.scope != scope:
         return False
     if modality is not None and t.modalities and modality not in t.modalities:
         return False
-    if t.population is not None and population is not None and t.population != population:
+    if t.population is not None and t.population != population:
         return False
-    return t.body_region is None or body_region is None or t.body_region == body_region
+    return t.body_region is None or t.body_region == body_region
 
 
 def evaluate_thresholds(

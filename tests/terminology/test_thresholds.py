@@ -105,6 +105,7 @@ def test_site_notification_and_alert_values(tmp_path: Path) -> None:
     (nv,) = evaluate_ct_dose_check(ctdivol=(85, "mGy"), body_region="head", reference=ref)
     assert nv.exceeded and nv.finding == "ct-notification-value-exceeded"
     assert evaluate_ct_dose_check(ctdivol=(85, "mGy"), body_region="chest", reference=ref) == ()
+    assert evaluate_ct_dose_check(ctdivol=(85, "mGy"), reference=ref) == ()  # region unknown: no head rule
     (av,) = evaluate_ct_dose_check(dlp=(2999, "mGy.cm"), scope="examination", reference=ref)
     assert not av.exceeded and av.finding == "ct-alert-value-exceeded"
 
