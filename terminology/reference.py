@@ -1107,6 +1107,14 @@ def _check_policy_references(ref: ReferenceData) -> None:
         for entry in dset.entries:
             if entry.exam not in ref.standard_procedures:
                 raise ReferenceDataError(f"DRL set {dset.id!r}: unknown standard procedure {entry.exam!r}")
+    for tdset in ref.typical_doses.values():
+        for typical in tdset.entries:
+            if typical.exam not in ref.standard_procedures:
+                raise ReferenceDataError(f"typical-dose set {tdset.id!r}: unknown standard procedure {typical.exam!r}")
+    for tset in (*ref.ct_dose_check.values(), *ref.fluoro_thresholds.values()):
+        for t in tset.thresholds:
+            if t.body_region is not None and t.body_region not in ref.body_regions:
+                raise ReferenceDataError(f"threshold set {tset.id!r}: unknown body region {t.body_region!r}")
 
 
 @lru_cache(maxsize=8)
