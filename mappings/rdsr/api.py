@@ -47,11 +47,11 @@ from dataclasses import dataclass, replace
 
 from pydicom.dataset import Dataset
 
-from mappings.dicom_common import DICOM_UID_SYSTEM, uid_to_urn
+from mappings.dicom_common import DICOM_UID_SYSTEM, issuer_system, uid_to_urn
 from mappings.rdsr import codes as c
 from mappings.rdsr.classify import DECODING_ERRORS, DatasetKind, classify_dataset
-from mappings.rdsr.errors import MalformedReportError, RdsrMappingError
 from mappings.rdsr.codes import codeable_concept
+from mappings.rdsr.errors import MalformedReportError, RdsrMappingError
 from mappings.rdsr.fhir import (
     ACCUMULATION_SYSTEM,
     DCM,
@@ -79,7 +79,6 @@ from mappings.rdsr.fhir import (
     uid_identifier,
     v2_identifier_type,
 )
-from mappings.dicom_common import issuer_system
 from mappings.rdsr.projection import breast_with_laterality
 from mappings.rdsr.records import DoseReportTemplate, DoseStudy
 from mappings.rdsr.report import parse_dose_report

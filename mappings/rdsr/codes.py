@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from functools import lru_cache
 from importlib import resources
+from typing import NamedTuple
 
 from mappings.rdsr.sr_tree import Code
 
@@ -112,6 +113,28 @@ DLP_NOTIFICATION_VALUE = _dcm("113911")
 CTDIVOL_NOTIFICATION_VALUE = _dcm("113912")
 DLP_FORWARD_ESTIMATE = _dcm("113913")
 CTDIVOL_FORWARD_ESTIMATE = _dcm("113914")
+
+
+class DoseCheckCodes(NamedTuple):
+    """The TID 10015 rows of one dose-check block; alert and notification blocks have the same shape."""
+
+    container: Key
+    dlp_configured: Key
+    ctdivol_configured: Key
+    dlp_value: Key
+    ctdivol_value: Key
+    dlp_forward_estimate: Key
+    ctdivol_forward_estimate: Key
+
+
+DOSE_CHECK = {
+    "alert": DoseCheckCodes(DOSE_CHECK_ALERT_DETAILS, DLP_ALERT_VALUE_CONFIGURED, CTDIVOL_ALERT_VALUE_CONFIGURED,
+                            DLP_ALERT_VALUE, CTDIVOL_ALERT_VALUE, ACCUMULATED_DLP_FORWARD_ESTIMATE,
+                            ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE),
+    "notification": DoseCheckCodes(DOSE_CHECK_NOTIFICATION_DETAILS, DLP_NOTIFICATION_VALUE_CONFIGURED,
+                                   CTDIVOL_NOTIFICATION_VALUE_CONFIGURED, DLP_NOTIFICATION_VALUE,
+                                   CTDIVOL_NOTIFICATION_VALUE, DLP_FORWARD_ESTIMATE, CTDIVOL_FORWARD_ESTIMATE),
+}
 YES = _sct("373066001")
 NO = _sct("373067005")
 
@@ -191,7 +214,8 @@ IRRADIATION_EVENT = _dcm("113852")
 COPIED_FROM_IMAGE_ATTRIBUTES = _dcm("113866")
 
 
-def _rows(name: str) -> list[dict[str, str]]:
+def data_rows(name: str) -> list[dict[str, str]]:
+    """Rows of the CSV table ``data/<name>`` (see ``data/README.md``)."""
     with resources.files("mappings.rdsr").joinpath("data", name).open(encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
@@ -201,14 +225,14 @@ def legacy_code_map() -> dict[Key, Code]:
     """Legacy (value, scheme) → the current Code (from ``data/legacy_codes.csv``)."""
     return {
         (row["legacy_value"], row["legacy_scheme"]): Code(row["value"], row["scheme"], row["meaning"])
-        for row in _rows("legacy_codes.csv")
+        for row in data_rows("legacy_codes.csv")
     }
 
 
 @lru_cache(maxsize=1)
 def coding_system_uris() -> dict[str, str]:
     """Coding scheme designator → FHIR ``Coding.system`` (from ``data/coding_systems.csv``)."""
-    return {row["designator"]: row["uri"] for row in _rows("coding_systems.csv")}
+    return {row["designator"]: row["uri"] for row in data_rows("coding_systems.csv")}
 
 
 def canonical_code(code: Code) -> Code:

@@ -13,6 +13,7 @@ from mappings.rdsr.reading import (
     child_code,
     child_text,
     child_yes_no,
+    event_uid,
     parse_person,
     usable_code,
 )
@@ -23,7 +24,6 @@ from mappings.rdsr.records import (
     DoseCheckDetails,
 )
 from mappings.rdsr.sr_tree import ContentItem
-from mappings.rdsr.synthetic import synthetic_event_uid
 
 
 def parse_ct_accumulation(items: tuple[ContentItem, ...], reader: ValueReader) -> CtAccumulation | None:
@@ -40,23 +40,16 @@ def parse_ct_accumulation(items: tuple[ContentItem, ...], reader: ValueReader) -
 
 def parse_dose_check(container: ContentItem, kind: str, reader: ValueReader) -> DoseCheckDetails:
     """TID 10015 CT Dose Check Details: the alert (113900) or notification (113908) container."""
-    if kind == "alert":
-        dlp_conf, ctdi_conf = c.DLP_ALERT_VALUE_CONFIGURED, c.CTDIVOL_ALERT_VALUE_CONFIGURED
-        dlp_val, ctdi_val = c.DLP_ALERT_VALUE, c.CTDIVOL_ALERT_VALUE
-        dlp_est, ctdi_est = c.ACCUMULATED_DLP_FORWARD_ESTIMATE, c.ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE
-    else:
-        dlp_conf, ctdi_conf = c.DLP_NOTIFICATION_VALUE_CONFIGURED, c.CTDIVOL_NOTIFICATION_VALUE_CONFIGURED
-        dlp_val, ctdi_val = c.DLP_NOTIFICATION_VALUE, c.CTDIVOL_NOTIFICATION_VALUE
-        dlp_est, ctdi_est = c.DLP_FORWARD_ESTIMATE, c.CTDIVOL_FORWARD_ESTIMATE
+    codes = c.DOSE_CHECK[kind]
     person_item = container.find(c.PERSON_NAME)
     return DoseCheckDetails(
         kind=kind,
-        dlp_value_configured=child_yes_no(container, dlp_conf),
-        ctdivol_value_configured=child_yes_no(container, ctdi_conf),
-        dlp_value=reader.child_quantity(container, dlp_val),
-        ctdivol_value=reader.child_quantity(container, ctdi_val),
-        dlp_forward_estimate=reader.child_quantity(container, dlp_est),
-        ctdivol_forward_estimate=reader.child_quantity(container, ctdi_est),
+        dlp_value_configured=child_yes_no(container, codes.dlp_configured),
+        ctdivol_value_configured=child_yes_no(container, codes.ctdivol_configured),
+        dlp_value=reader.child_quantity(container, codes.dlp_value),
+        ctdivol_value=reader.child_quantity(container, codes.ctdivol_value),
+        dlp_forward_estimate=reader.child_quantity(container, codes.dlp_forward_estimate),
+        ctdivol_forward_estimate=reader.child_quantity(container, codes.ctdivol_forward_estimate),
         reason_for_proceeding=child_text(container, c.REASON_FOR_PROCEEDING),
         person=parse_person(person_item) if person_item is not None else None,
     )
@@ -76,25 +69,21 @@ def parse_ct_source(container: ContentItem, reader: ValueReader) -> CtSourcePara
 def parse_ct_event(container: ContentItem, index: int, sop_instance_uid: str,
                    reader: ValueReader) -> CtIrradiationEvent:
     """TID 10013 CT Irradiation Event Data (one CT Acquisition container, 113819)."""
-    event_uid = child_text(container, c.IRRADIATION_EVENT_UID)
-    if event_uid is None:
-        event_uid = synthetic_event_uid(sop_instance_uid, index)
-        reader.warn(f"CT event {index + 1} has no Irradiation Event UID; {event_uid} derived from the "
-                    "report's SOP Instance UID")
+    uid = event_uid(container, c.IRRADIATION_EVENT_UID, sop_instance_uid, index, "CT event", reader)
     params = container.find(c.CT_ACQUISITION_PARAMETERS) or ContentItem("CONTAINER", "", None)
     dose = container.find(c.CT_DOSE) or ContentItem("CONTAINER", "", None)
     checks = tuple(
         parse_dose_check(item, kind, reader)
         for parent in (dose, container)
-        for key, kind in ((c.DOSE_CHECK_ALERT_DETAILS, "alert"), (c.DOSE_CHECK_NOTIFICATION_DETAILS, "notification"))
-        for item in parent.find_all(key)
+        for kind, codes in c.DOSE_CHECK.items()
+        for item in parent.find_all(codes.container)
     )
     pitch = reader.child_number(params, c.PITCH_FACTOR)
     target = child_code(container, c.TARGET_REGION)
     if target is None:
         reader.warn("a CT event has no usable Target Region")
     return CtIrradiationEvent(
-        event_uid=event_uid,
+        event_uid=uid,
         acquisition_type=child_code(container, c.CT_ACQUISITION_TYPE),
         protocol=child_text(container, c.ACQUISITION_PROTOCOL),
         target_region=target,

@@ -76,7 +76,8 @@ _DISPLAY = {
     "113825": "Scanning Length", "113824": "Exposure Time", "113828": "Pitch Factor",
     "113826": "Nominal Single Collimation Width", "113827": "Nominal Total Collimation Width",
     "113823": "Number of X-Ray Sources", "113733": "KVP", "113734": "X-Ray Tube Current",
-    "113833": "Maximum X-Ray Tube Current", "113834": "Exposure Time per Rotation", "113930": "Size Specific Dose Estimate",
+    "113833": "Maximum X-Ray Tube Current", "113834": "Exposure Time per Rotation",
+    "113930": "Size Specific Dose Estimate",
     "125203": "Acquisition Protocol", "408730004": "Procedure Context",
     "113901": "DLP Alert Value Configured", "113902": "CTDIvol Alert Value Configured", "113903": "DLP Alert Value",
     "113904": "CTDIvol Alert Value", "113905": "Accumulated DLP Forward Estimate",
@@ -92,7 +93,8 @@ _DISPLAY = {
     "113758": "X-Ray Filter Thickness Minimum", "113773": "X-Ray Filter Thickness Maximum",
     "113772": "X-Ray Filter Type", "113732": "Fluoro Mode", "113780": "Reference Point Definition",
     "113845": "Exposure Index", "113846": "Target Exposure Index", "113847": "Deviation Index",
-    "111634": "Half Value Layer", "113750": "Distance Source to Detector", "113737": "Distance Source to Reference Point",
+    "111634": "Half Value Layer", "113750": "Distance Source to Detector",
+    "113737": "Distance Source to Reference Point",
     "113790": "Collimated Field Area", "113766": "Focal Spot Size", "111631": "Average Glandular Dose",
     "111633": "Compression Thickness", "111647": "Compression Force", "111031": "Image View",
     "111632": "Anode Target Material", "113508": "Pre-Administration Measured Activity",
@@ -402,20 +404,13 @@ def ct_event_components(event: CtIrradiationEvent) -> list[dict]:
                                _DISPLAY["113834"] + label if label else None),
         ]
     for check in event.dose_checks:
-        if check.kind == "alert":
-            comps += [bool_component(c.DLP_ALERT_VALUE_CONFIGURED, check.dlp_value_configured),
-                      bool_component(c.CTDIVOL_ALERT_VALUE_CONFIGURED, check.ctdivol_value_configured),
-                      quantity_component(c.DLP_ALERT_VALUE, check.dlp_value),
-                      quantity_component(c.CTDIVOL_ALERT_VALUE, check.ctdivol_value),
-                      quantity_component(c.ACCUMULATED_DLP_FORWARD_ESTIMATE, check.dlp_forward_estimate),
-                      quantity_component(c.ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE, check.ctdivol_forward_estimate)]
-        else:
-            comps += [bool_component(c.DLP_NOTIFICATION_VALUE_CONFIGURED, check.dlp_value_configured),
-                      bool_component(c.CTDIVOL_NOTIFICATION_VALUE_CONFIGURED, check.ctdivol_value_configured),
-                      quantity_component(c.DLP_NOTIFICATION_VALUE, check.dlp_value),
-                      quantity_component(c.CTDIVOL_NOTIFICATION_VALUE, check.ctdivol_value),
-                      quantity_component(c.DLP_FORWARD_ESTIMATE, check.dlp_forward_estimate),
-                      quantity_component(c.CTDIVOL_FORWARD_ESTIMATE, check.ctdivol_forward_estimate)]
+        codes = c.DOSE_CHECK[check.kind]
+        comps += [bool_component(codes.dlp_configured, check.dlp_value_configured),
+                  bool_component(codes.ctdivol_configured, check.ctdivol_value_configured),
+                  quantity_component(codes.dlp_value, check.dlp_value),
+                  quantity_component(codes.ctdivol_value, check.ctdivol_value),
+                  quantity_component(codes.dlp_forward_estimate, check.dlp_forward_estimate),
+                  quantity_component(codes.ctdivol_forward_estimate, check.ctdivol_forward_estimate)]
         comps.append(string_component(c.REASON_FOR_PROCEEDING, check.reason_for_proceeding))
         if check.person is not None:
             comps.append(string_component(c.PERSON_NAME, check.person.name))
@@ -464,8 +459,10 @@ def projection_event_components(event: ProjectionIrradiationEvent) -> list[dict]
         label = f" (filter {n})" if len(event.filters) > 1 else ""
         comps += [code_component(c.XRAY_FILTER_TYPE, xfilter.filter_type, _DISPLAY["113772"] + label),
                   code_component(c.XRAY_FILTER_MATERIAL, xfilter.material, _DISPLAY["113757"] + label),
-                  quantity_component(c.XRAY_FILTER_THICKNESS_MIN, xfilter.thickness_minimum, _DISPLAY["113758"] + label),
-                  quantity_component(c.XRAY_FILTER_THICKNESS_MAX, xfilter.thickness_maximum, _DISPLAY["113773"] + label)]
+                  quantity_component(c.XRAY_FILTER_THICKNESS_MIN, xfilter.thickness_minimum,
+                                     _DISPLAY["113758"] + label),
+                  quantity_component(c.XRAY_FILTER_THICKNESS_MAX, xfilter.thickness_maximum,
+                                     _DISPLAY["113773"] + label)]
     mammo = event.mammography
     if mammo is not None:
         comps += [quantity_component(c.AVERAGE_GLANDULAR_DOSE, mammo.average_glandular_dose),

@@ -26,6 +26,7 @@ from mappings.rdsr.fhir import (
     DCM,
     OBSERVATION_CATEGORY,
     MappingOptions,
+    code_component,
     concept,
     conditional_put,
     device_entry,
@@ -34,7 +35,6 @@ from mappings.rdsr.fhir import (
     header_time,
     patient_entry,
     quantity_component,
-    code_component,
 )
 from mappings.rdsr.header import parse_equipment, parse_patient, parse_study_context, text
 from mappings.rdsr.reading import ValueReader

@@ -7,7 +7,7 @@ data inline).
 from __future__ import annotations
 
 from mappings.rdsr import codes as c
-from mappings.rdsr.reading import ValueReader, child_code, child_text, usable_code
+from mappings.rdsr.reading import ValueReader, child_code, child_text, event_uid, usable_code
 from mappings.rdsr.records import (
     AccumulatedGlandularDose,
     MammoEvent,
@@ -16,7 +16,6 @@ from mappings.rdsr.records import (
     XRayFilter,
 )
 from mappings.rdsr.sr_tree import Code, ContentItem
-from mappings.rdsr.synthetic import synthetic_event_uid
 
 
 def laterality_of(item: ContentItem) -> Code | None:
@@ -116,15 +115,11 @@ def parse_mammography(container: ContentItem, reader: ValueReader) -> MammoEvent
 def parse_projection_event(container: ContentItem, index: int, sop_instance_uid: str, mammography: bool,
                            reader: ValueReader) -> ProjectionIrradiationEvent:
     """TID 10003 Irradiation Event X-Ray Data (container 113706)."""
-    event_uid = child_text(container, c.IRRADIATION_EVENT_UID)
-    if event_uid is None:
-        event_uid = synthetic_event_uid(sop_instance_uid, index)
-        reader.warn(f"X-ray event {index + 1} has no Irradiation Event UID; {event_uid} derived from the "
-                    "report's SOP Instance UID")
+    uid = event_uid(container, c.IRRADIATION_EVENT_UID, sop_instance_uid, index, "X-ray event", reader)
     exposure_time = (reader.child_quantity(container, c.EXPOSURE_TIME, "ms")
                      or reader.child_quantity(container, c.PROJECTION_EXPOSURE_TIME, "ms"))
     return ProjectionIrradiationEvent(
-        event_uid=event_uid,
+        event_uid=uid,
         started=child_text(container, c.DATETIME_STARTED),
         event_type=child_code(container, c.IRRADIATION_EVENT_TYPE),
         plane=child_code(container, c.ACQUISITION_PLANE),

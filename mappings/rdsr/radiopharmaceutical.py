@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from mappings.rdsr import codes as c
-from mappings.rdsr.reading import ValueReader, child_code, child_text, persons_in
+from mappings.rdsr.reading import ValueReader, child_code, child_text, event_uid, persons_in
 from mappings.rdsr.records import OrganDose, RadiopharmaceuticalAdministration
 from mappings.rdsr.sr_tree import ContentItem, iter_tree
-from mappings.rdsr.synthetic import synthetic_event_uid
 
 
 def parse_organ_dose(container: ContentItem, reader: ValueReader) -> OrganDose | None:
@@ -26,11 +25,7 @@ def parse_organ_dose(container: ContentItem, reader: ValueReader) -> OrganDose |
 def parse_administration(container: ContentItem, index: int, sop_instance_uid: str,
                          reader: ValueReader) -> RadiopharmaceuticalAdministration:
     """TID 10022 Radiopharmaceutical Administration Event Data (113502)."""
-    event_uid = child_text(container, c.ADMINISTRATION_EVENT_UID)
-    if event_uid is None:
-        event_uid = synthetic_event_uid(sop_instance_uid, index)
-        reader.warn(f"administration {index + 1} has no Administration Event UID; {event_uid} derived from "
-                    "the report's SOP Instance UID")
+    uid = event_uid(container, c.ADMINISTRATION_EVENT_UID, sop_instance_uid, index, "administration", reader)
     agent_item = container.find(c.RADIOPHARMACEUTICAL_AGENT)
     radionuclide = half_life = None
     if agent_item is not None:
@@ -47,7 +42,7 @@ def parse_administration(container: ContentItem, index: int, sop_instance_uid: s
     organs = tuple(o for o in (parse_organ_dose(i, reader) for i in container.find_all(c.ORGAN_DOSE_INFORMATION))
                    if o is not None)
     return RadiopharmaceuticalAdministration(
-        event_uid=event_uid,
+        event_uid=uid,
         agent=agent_item.code if agent_item is not None else None,
         radionuclide=radionuclide,
         half_life=half_life,

@@ -11,6 +11,7 @@ from mappings.rdsr import codes as c
 from mappings.rdsr.errors import MalformedNumberError, MalformedReportError
 from mappings.rdsr.records import PersonParticipant
 from mappings.rdsr.sr_tree import Code, ContentItem
+from mappings.rdsr.synthetic import synthetic_event_uid
 from mappings.rdsr.units import DoseQuantity, UnitConversionError, concept_units, conversion_factor
 
 
@@ -89,6 +90,17 @@ class ValueReader:
         if not value.is_integer():
             self.warn(f"{_label(parent.find(key))} is {value}, not a whole number; rounded")
         return round(value)
+
+
+def event_uid(container: ContentItem, key: c.Key, sop_instance_uid: str, index: int, what: str,
+              reader: ValueReader) -> str:
+    """The event UID item ``key`` of ``container``, or a stable UID derived from the report (with a warning)."""
+    uid = child_text(container, key)
+    if uid is None:
+        uid = synthetic_event_uid(sop_instance_uid, index)
+        reader.warn(f"{what} {index + 1} has no event UID ({key[0]}); {uid} derived from the report's SOP "
+                    "Instance UID")
+    return uid
 
 
 def child_code(parent: ContentItem, key: c.Key) -> Code | None:

@@ -48,7 +48,8 @@ def _parse(ds: Dataset, kind: DatasetKind | None) -> DoseStudy:
     kind = kind or classify_dataset(ds)
     if not kind.is_mapped_dose_report:
         root = root_concept(ds)
-        if kind is DatasetKind.PROPRIETARY_DOSE_SUMMARY and root is not None and root.key == c.XRAY_RADIATION_DOSE_REPORT:
+        xray_root = root is not None and root.key == c.XRAY_RADIATION_DOSE_REPORT
+        if kind is DatasetKind.PROPRIETARY_DOSE_SUMMARY and xray_root:
             raise MalformedReportError("X-Ray Radiation Dose Report with neither CT (TID 10011) nor projection "
                                        "(TID 10001) content")
         if kind.is_kept_unmapped:

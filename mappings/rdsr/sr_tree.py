@@ -332,10 +332,8 @@ class _RawReader:
             elif tag == 0x0040A168:
                 code = self.first_code(length, vpos)
             elif tag in _TEXT_TAGS:
-                if length:
-                    text = self.string(vpos, length, _PN_DELIMS if tag == 0x0040A123 else _TEXT_DELIMS)
-                else:
-                    text = ""
+                delimiters = _PN_DELIMS if tag == 0x0040A123 else _TEXT_DELIMS
+                text = self.string(vpos, length, delimiters) if length else ""
             elif tag == 0x0040A300:
                 mv_items = self.seq_items(length, vpos)
                 if mv_items:

@@ -6,35 +6,30 @@ A :class:`DoseQuantity` is a finite number with a UCUM unit; it converts only al
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+
+from mappings.rdsr.codes import data_rows
 
 UCUM_SYSTEM = "http://unitsofmeasure.org"
-
-
-def _rows(name: str) -> list[dict[str, str]]:
-    with resources.files("mappings.rdsr").joinpath("data", name).open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 @lru_cache(maxsize=1)
 def unit_aliases() -> dict[str, str]:
     """Non-UCUM unit strings seen from vendors → UCUM (``data/unit_aliases.csv``)."""
-    return {row["sent"]: row["ucum"] for row in _rows("unit_aliases.csv")}
+    return {row["sent"]: row["ucum"] for row in data_rows("unit_aliases.csv")}
 
 
 @lru_cache(maxsize=1)
 def _conversions() -> dict[tuple[str, str], float]:
-    return {(row["from"], row["to"]): float(row["factor"]) for row in _rows("unit_conversions.csv")}
+    return {(row["from"], row["to"]): float(row["factor"]) for row in data_rows("unit_conversions.csv")}
 
 
 @lru_cache(maxsize=1)
 def concept_units() -> dict[tuple[str, str], tuple[str, str]]:
     """(code, scheme) → (template unit, FHIR unit); empty strings mean "keep as sent"."""
-    return {(r["code"], r["scheme"]): (r["template_unit"], r["fhir_unit"]) for r in _rows("concept_units.csv")}
+    return {(r["code"], r["scheme"]): (r["template_unit"], r["fhir_unit"]) for r in data_rows("concept_units.csv")}
 
 
 class UnitConversionError(ValueError):

@@ -323,7 +323,8 @@ def mammo_report(n: int = 3, left: str = "1.3", right: str = "1.2") -> Dataset:
                               rel="HAS CONCEPT MOD"),
                     agd(left, ("T-04030", "SRT", "Left breast")), agd(right, ("T-04020", "SRT", "Right breast")))
     return projection_report(n, accumulations=[acc],
-                             events=[view(1, left, ("G-A101", "SRT", "Left")), view(2, right, ("G-A100", "SRT", "Right"))],
+                             events=[view(1, left, ("G-A101", "SRT", "Left")),
+                                     view(2, right, ("G-A100", "SRT", "Right"))],
                              procedure=("P5-40010", "SRT", "Mammography"))
 
 

@@ -34,8 +34,8 @@ def _code(item: Dataset, keyword: str) -> str | None:
 def walk(items, path: tuple[str, ...] = ()) -> Iterator[tuple[Dataset, tuple[str, ...]]]:
     for item in items or ():
         name = _code(item, "ConceptNameCodeSequence") or ""
-        yield item, path + (name,)
-        yield from walk(item.get("ContentSequence"), path + (name,))
+        yield item, (*path, name)
+        yield from walk(item.get("ContentSequence"), (*path, name))
 
 
 def num_values(ds: Dataset, code: str) -> list[NumValue]:

@@ -218,7 +218,7 @@ def test_missing_event_uid_gets_a_stable_derived_uid():
     two = mapped(f.ct_report(events=[f.ct_event(1, with_uid=False), f.ct_event(2)]))
     derived = [u for u in one.event_uids if u.startswith("2.25.") and u != f.uid("ct-event-2")]
     assert len(derived) == 1 and one.event_uids == two.event_uids
-    assert warned(one, "has no Irradiation Event UID")
+    assert warned(one, "has no event UID (113769)")
 
 
 def test_missing_target_region_is_warned():
