@@ -11,24 +11,27 @@ Identifier systems chosen for DACS (documented once here, used by every mapping)
   radiation dose summary IG.
 * An identifier's issuer (DICOM *Issuer of Patient ID* / *Issuer of Accession Number*, which are the
   same triple as the HL7 v2 HD data type: namespace id, universal id, universal id type), see
-  :func:`issuer_system`.
+  :func:`issuer_system`, which delegates to the HL7 v2 mapping's rule so that a patient from a RIS
+  message and from a DICOM object land on the same FHIR Patient.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mappings.hl7v2.datatypes import MappingOptions as _Hl7MappingOptions
+from mappings.hl7v2.datatypes import authority_system
+
+_HL7_OPTIONS = _Hl7MappingOptions()
+
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 """Identifier.system for every DICOM UID (value ``urn:oid:<uid>``)."""
 
-ISSUER_SYSTEM_PREFIX = "urn:dacs:issuer:"
-"""Prefix of the system DACS gives an issuer that is known only by a local namespace name."""
-
-LOCAL_ISSUER_SYSTEM = ISSUER_SYSTEM_PREFIX + "local"
+LOCAL_ISSUER_SYSTEM = "urn:dacs:issuer:local"
 """System for identifiers that carry no issuer at all: the site's own local numbering (MRN, accession)."""
 
 _UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -53,27 +56,15 @@ def issuer_system(
 ) -> str:
     """The ``Identifier.system`` of an identifier issued by the given authority.
 
-    The universal id wins because it is globally unique: ISO → ``urn:oid:<oid>``, URI → the URI itself,
-    UUID → ``urn:uuid:<uuid>``. A bare namespace (DICOM *Issuer of Patient ID*, HL7 v2 HD.1) becomes
-    ``urn:dacs:issuer:<namespace, percent-encoded>``. With no issuer the identifier is taken to be the
-    site's local numbering (``default``). The HL7 v2 mapping must use the same function so that a
-    patient from a RIS message and from a dose report land on the same FHIR Patient.
+    Same rule as the HL7 v2 mapping's assigning authorities (``mappings.hl7v2.datatypes.authority_system``,
+    called here so the two can never drift): a universal id wins (ISO → ``urn:oid:<oid>``, URI → itself,
+    UUID → ``urn:uuid:<uuid>``), else the namespace → ``urn:dacs:hl7v2:authority:<namespace, %-encoded>``.
+    With no issuer at all the identifier is the site's local numbering: ``default``, which a site sets to
+    the system its RIS identifiers get (the HL7 mapping uses the sending facility for those).
     """
-    uid = (universal_id or "").strip()
-    kind = (universal_id_type or "").strip().upper()
-    if uid:
-        if kind == "ISO" and is_valid_uid(uid):
-            return uid_to_urn(uid)
-        if kind == "URI":
-            return uid
-        if kind == "UUID":
-            return f"urn:uuid:{uid.lower()}"
-    name = (namespace or "").strip()
-    if name:
-        return ISSUER_SYSTEM_PREFIX + quote(name, safe="")
-    if uid:  # a universal id of another type (DNS, X400, ...): keep it as a namespace
-        return ISSUER_SYSTEM_PREFIX + quote(f"{kind}:{uid}", safe="")
-    return default
+    system = authority_system((namespace or "").strip(), (universal_id or "").strip(),
+                              (universal_id_type or "").strip(), _HL7_OPTIONS)
+    return system or default
 
 
 def escape_search_value(value: str) -> str:
@@ -102,7 +93,7 @@ _DT_RE = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1
 @lru_cache(maxsize=64)
 def _zone(name: str) -> timezone | ZoneInfo:
     if name.upper() in ("UTC", "Z"):
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

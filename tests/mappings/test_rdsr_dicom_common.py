@@ -44,9 +44,9 @@ def test_dicom_date():
     (("HOSP", "1.2.3.4", "ISO"), "urn:oid:1.2.3.4"),
     ((None, "https://hosp.example/mrn", "URI"), "https://hosp.example/mrn"),
     ((None, "A8F7B0E2-1C3D-4E5F-8A9B-0C1D2E3F4A5B", "UUID"), "urn:uuid:a8f7b0e2-1c3d-4e5f-8a9b-0c1d2e3f4a5b"),
-    (("CHU Rabat", None, None), "urn:dacs:issuer:CHU%20Rabat"),
-    (("HOSP", "not an oid", "ISO"), "urn:dacs:issuer:HOSP"),
-    ((None, "hosp.example", "DNS"), "urn:dacs:issuer:DNS%3Ahosp.example"),
+    (("CHU Rabat", None, None), "urn:dacs:hl7v2:authority:CHU%20Rabat"),
+    (("HOSP", "not an oid", "ISO"), "urn:dacs:hl7v2:authority:HOSP"),
+    ((None, "hosp.example", "DNS"), "urn:dacs:hl7v2:authority:hosp.example"),
     ((None, None, None), LOCAL_ISSUER_SYSTEM),
 ])
 def test_issuer_system(args, expected):

@@ -197,7 +197,7 @@ def test_patient_issuer_becomes_the_identifier_system():
     ds = f.ct_report()
     ds.IssuerOfPatientID = "HOSPITAL A"
     result = mapped(ds)
-    assert result.patient_identifier == ("urn:dacs:issuer:HOSPITAL%20A", "PID-1")
+    assert result.patient_identifier == ("urn:dacs:hl7v2:authority:HOSPITAL%20A", "PID-1")
 
 
 def test_reported_totals_are_kept_when_they_differ_from_the_events():
