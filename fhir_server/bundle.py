@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -22,6 +23,11 @@ from fhir_server.errors import FhirError, PreconditionFailed
 from fhir_server.service import FhirService, apply_json_patch, now_instant
 from fhir_server.storage.base import StoredResource, Write
 from fhir_server.validation import ID_RE
+
+# transform(full_url, stored resource or None, incoming resource) -> resource to write. Lets an
+# ingest pipeline merge an update into what is stored (HL7 v2 "empty field = keep") inside the
+# transaction, against the same state the conditional match saw.
+Transform = Callable[[str | None, dict[str, Any] | None, dict[str, Any]], dict[str, Any]]
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
@@ -89,8 +95,9 @@ def _conditional_refs(node: Any, found: set[str]) -> None:
 class BundleProcessor:
     """Runs transaction and batch Bundles against a :class:`FhirService`."""
 
-    def __init__(self, service: FhirService) -> None:
+    def __init__(self, service: FhirService, transform: Transform | None = None) -> None:
         self.service = service
+        self.transform = transform
 
     def process(self, bundle: Any, *, representation: bool = False) -> dict[str, Any]:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -222,8 +229,12 @@ class BundleProcessor:
             raise FhirError("PUT entry has no resource")
         if e.resource.get("id") not in (None, e.target_id):
             raise FhirError(f"resource id {e.resource.get('id')!r} does not match {e.type}/{e.target_id}")
-        e.status = 201 if current is None or current.deleted else 200
-        return service.prepare(e.type, e.target_id, e.resource, "PUT", current, now)
+        live = current is not None and not current.deleted
+        resource = e.resource
+        if self.transform is not None:
+            resource = self.transform(e.full_url, current.resource() if live and current else None, resource)
+        e.status = 200 if live else 201
+        return service.prepare(e.type, e.target_id, resource, "PUT", current, now)
 
     def _read(self, e: _Entry) -> None:
         if e.id is not None:

@@ -17,6 +17,8 @@ import typer
 import uvicorn
 
 from fhir_server.api.app import create_app
+from fhir_server.runtime import Runtime
+from integrations.mllp import Hl7Receiver, MllpServer
 from fhir_server.settings import Settings
 
 app = typer.Typer(help="DACS — Dose Archiving and Communication System (FHIR R4 server).", no_args_is_help=True)
@@ -39,14 +41,21 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def _serve(settings: Settings) -> None:
+    runtime = Runtime.open(settings)
     http_socket = bind(settings.host, settings.http_port)
-    port = http_socket.getsockname()[1]
-    fastapi_app = create_app(settings)
-    config = uvicorn.Config(fastapi_app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(create_app(settings, runtime.store), log_level="warning", access_log=False,
+                            lifespan="on")
     server = uvicorn.Server(config)
+    receiver = Hl7Receiver(commit=runtime.hl7, store=runtime.hl7, application=settings.dicom_aet)
+    mllp = MllpServer(receiver, settings.host, settings.mllp_port)
+    mllp_port = await mllp.start()
     typer.echo(f"DACS store: {settings.store_url()}")
-    typer.echo(f"DACS HTTP listening on http://{settings.host}:{port}/fhir", err=False)
-    await server.serve(sockets=[http_socket])
+    typer.echo(f"DACS MLLP listening on {settings.host}:{mllp_port}")
+    typer.echo(f"DACS HTTP listening on http://{settings.host}:{http_socket.getsockname()[1]}/fhir")
+    try:
+        await server.serve(sockets=[http_socket])
+    finally:
+        await mllp.stop()
 
 
 @app.command()
@@ -64,11 +73,10 @@ def serve(
     mllp_port: Annotated[int, _opt("mllp_port", "HL7 v2 MLLP port (0 = any free port)")] = _DEFAULTS[
         "mllp_port"].default,
 ) -> None:
-    """Run the server: FHIR REST API (and the DICOM and MLLP receivers as they are enabled)."""
+    """Run the server: FHIR REST API and the HL7 v2 MLLP receiver (DICOM: see the issue notes)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(data_dir=data_dir, store=store, host=host, http_port=http_port, dicom_port=dicom_port,
                         dicom_aet=dicom_aet, mllp_port=mllp_port)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(_serve(settings))
 
 

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,23 +44,37 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FhirServ
 
 
 class RunningServer:
-    """A ``dacs serve`` process on free ports."""
+    """A ``dacs serve`` process on free ports (``base``: FHIR URL; ``ports``: listener → port)."""
 
     def __init__(self, data_dir: Path, store: str = "") -> None:
-        args = [sys.executable, "-m", "fhir_server.cli", "serve", "--http-port", "0", "--data-dir", str(data_dir)]
+        args = [sys.executable, "-m", "fhir_server.cli", "serve", "--http-port", "0", "--mllp-port", "0",
+                "--dicom-port", "0", "--data-dir", str(data_dir)]
         if store:
             args += ["--store", store]
+        self.data_dir = data_dir
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
+        self.ports: dict[str, int] = {}
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
+            listener = re.search(r"DACS (\w+) listening on (?:http://)?[^\s:]+:(\d+)", line)
+            if listener:
+                self.ports[listener.group(1)] = int(listener.group(2))
             match = re.search(r"HTTP listening on (http://\S+)", line)
             if match:
                 self.base = match.group(1)
                 break
         else:
             raise RuntimeError("dacs serve did not start:\n" + "".join(self.lines))
+        # keep draining the output so the server never blocks on a full pipe
+        self._drain = threading.Thread(target=self._read_rest, daemon=True)
+        self._drain.start()
+
+    def _read_rest(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
 
     def stop(self) -> None:
         self.process.terminate()

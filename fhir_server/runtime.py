@@ -1,0 +1,35 @@
+"""The composition root: one store, service, archive and ingest pipelines per DACS process.
+
+``dacs serve`` and ``dacs import`` build a :class:`Runtime` from the settings and hand its parts to
+the HTTP app and the receivers, so every way in shares the same store and pipelines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhir_server.archive import Archive, open_archive
+from fhir_server.ingest.hl7 import Hl7Pipeline
+from fhir_server.service import FhirService
+from fhir_server.settings import Settings
+from fhir_server.storage import Store, open_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    service: FhirService
+    archive: Archive
+    hl7: Hl7Pipeline
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings.store_url())
+        service = FhirService(store, settings)
+        archive = open_archive(store, settings.data_dir)
+        return cls(settings, store, service, archive, Hl7Pipeline(service, archive))
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,3 @@
+"""The ingest tests run against a real ``dacs serve`` (fixtures shared with the FHIR server tests)."""
+
+from tests.fhir_server.conftest import RunningServer, mongo_server, server  # noqa: F401
