@@ -104,8 +104,9 @@ class BundleProcessor:
             raise FhirError("POST to the base URL takes a Bundle of type transaction or batch")
         kind = bundle.get("type")
         entries = bundle.get("entry") or []
+        results: list[_Entry | dict[str, Any]]
         if kind == "transaction":
-            results = self.transaction(entries)
+            results = list(self.transaction(entries))
         elif kind == "batch":
             results = self.batch(entries)
         else:
@@ -114,7 +115,7 @@ class BundleProcessor:
                 "entry": [self._response_entry(e, representation) for e in results]}
 
     # -- transaction ---------------------------------------------------------------------------
-    def transaction(self, raw_entries: list[Any]) -> list[_Entry | dict[str, Any]]:
+    def transaction(self, raw_entries: list[Any]) -> list[_Entry]:
         entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
         with self.service.store.lock:
             now = now_instant()
@@ -252,9 +253,7 @@ class BundleProcessor:
         results: list[_Entry | dict[str, Any]] = []
         for index, raw in enumerate(raw_entries):
             try:
-                done = self.transaction([raw])
-                entry = done[0]
-                assert isinstance(entry, _Entry)
+                entry = self.transaction([raw])[0]
                 entry.index = index
                 results.append(entry)
             except FhirError as exc:

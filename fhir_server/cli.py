@@ -18,8 +18,8 @@ import uvicorn
 
 from fhir_server.api.app import create_app
 from fhir_server.runtime import Runtime
-from integrations.mllp import Hl7Receiver, MllpServer
 from fhir_server.settings import Settings
+from integrations.mllp import Hl7Receiver, MllpServer
 
 app = typer.Typer(help="DACS — Dose Archiving and Communication System (FHIR R4 server).", no_args_is_help=True)
 _DEFAULTS = Settings.model_fields

@@ -48,8 +48,7 @@ class Hl7Pipeline:
                 return merge_upsert(stored, incoming, upsert) if upsert is not None else incoming
 
             entries = BundleProcessor(self.service, merge).transaction(result.bundle.get("entry", []))
-            orders = [e.stored.id for e in entries
-                      if getattr(e, "stored", None) is not None and e.stored.type == "ServiceRequest"]
+            orders = [e.stored.id for e in entries if e.stored is not None and e.stored.type == "ServiceRequest"]
         for order_id in orders:
             self.reconciler.link_order(order_id)
         for repoint in result.repoints:

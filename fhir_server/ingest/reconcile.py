@@ -35,7 +35,8 @@ def _study_uids(resource: dict[str, Any]) -> list[str]:
 
 def _rewrite_references(node: Any, old: str, new: str) -> Any:
     if isinstance(node, dict):
-        return {k: (new if k == "reference" and v == old else _rewrite_references(v, old, new)) for k, v in node.items()}
+        return {k: new if k == "reference" and v == old else _rewrite_references(v, old, new)
+                for k, v in node.items()}
     if isinstance(node, list):
         return [_rewrite_references(v, old, new) for v in node]
     return node

@@ -106,7 +106,8 @@ def test_merge_repoints_resources(server: RunningServer, fhir: httpx.Client) -> 
     old_id = fhir.get("/Patient", params={"identifier": old}).json()["entry"][0]["resource"]["id"]
     obs = fhir.post("/Observation", json={"resourceType": "Observation", "status": "final", "code": {"text": "dose"},
                                           "subject": {"reference": f"Patient/{old_id}"}}).json()
-    ack = send_raw(server, f"MSH|^~\\&|RIS|HOSP|DACS|HOSP|20240101130000||ADT^A40^ADT_A39|{uuid.uuid4().hex[:10]}|P|2.5\n"
+    control = uuid.uuid4().hex[:10]
+    ack = send_raw(server, f"MSH|^~\\&|RIS|HOSP|DACS|HOSP|20240101130000||ADT^A40^ADT_A39|{control}|P|2.5\n"
                            f"PID|||{new}^^^HOSP^MR||New^Ali||19700101|M\n"
                            f"MRG|{old}^^^HOSP^MR\n")
     assert msa(ack)[1] == "AA", ack
