@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -13,8 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_server.api.capability import capability_statement
 from fhir_server.api.responses import base_url, fhir_response
+from fhir_server.api.operations import router as operations_router
 from fhir_server.api.rest import router as rest_router
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.operations import Operation, OperationContext, load_operations
 from fhir_server.service import FhirService
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, open_store
@@ -23,7 +26,7 @@ log = logging.getLogger("dacs.http")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings, store: Store | None = None, extras: dict[str, Any] | None = None) -> FastAPI:
     """The DACS FHIR application over ``store`` (opened from ``settings`` when not given)."""
 
     @asynccontextmanager
@@ -66,9 +69,28 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
                                                    f"_format={fmt} is not supported: this server speaks JSON"), 406)
         return await call_next(request)
 
+    operations = load_operations()
+    app.state.operation_context = OperationContext(app.state.service, settings, dict(extras or {}))
+    seed_operation_definitions(app.state.service, operations)
+
     @app.get("/fhir/metadata")
     async def metadata(request: Request) -> Response:
-        return fhir_response(capability_statement(base_url(request), []))
+        declared = [{"code": op.code, "url": op.url, "resource": list(op.resource_types)}
+                    for op in operations.values()]
+        return fhir_response(capability_statement(base_url(request), declared))
 
     app.include_router(rest_router)
+    app.include_router(operations_router)
     return app
+
+
+def seed_operation_definitions(service: FhirService, operations: dict[str, Operation]) -> None:
+    """Store each registered OperationDefinition (as ``OperationDefinition/<code>``) if it changed."""
+    for op in operations.values():
+        current = service.store.read("OperationDefinition", op.code)
+        if current is not None and not current.deleted:
+            stored = current.resource()
+            stored.pop("meta", None)
+            if stored == op.definition:
+                continue
+        service.update("OperationDefinition", op.code, op.definition)

@@ -19,6 +19,7 @@ from fhir_server.api.responses import (
     searchset,
     version_headers,
 )
+from fhir_server.api.operations import invoke
 from fhir_server.bundle import BundleProcessor
 from fhir_server.errors import FhirError, NotFound, operation_outcome
 from fhir_server.search.registry import is_served
@@ -120,6 +121,8 @@ async def _history(request: Request, type_: str | None, id_: str | None) -> Resp
 
 @router.get("/{type_}")
 async def search_type(request: Request, type_: str) -> Response:
+    if type_.startswith("$"):
+        return await invoke(request, type_, None, None)
     _check_type(type_)
     return await _search(request, type_, _query(request))
 
@@ -145,6 +148,8 @@ async def _search(request: Request, type_: str, query: list[tuple[str, str]]) ->
 
 @router.post("/{type_}")
 async def create(request: Request, type_: str) -> Response:
+    if type_.startswith("$"):
+        return await invoke(request, type_, None, None)
     _check_type(type_)
     resource = await _body(request)
     criteria = request.headers.get("if-none-exist")
@@ -186,6 +191,8 @@ async def type_history(request: Request, type_: str) -> Response:
 
 @router.get("/{type_}/{id_}")
 async def read(request: Request, type_: str, id_: str) -> Response:
+    if id_.startswith("$"):
+        return await invoke(request, id_, type_, None)
     _check_type(type_)
     stored = await run_in_threadpool(service_of(request).read, type_, id_)
     return _read_response(request, stored)
