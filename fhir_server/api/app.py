@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_server.api.capability import capability_statement
-from fhir_server.api.responses import base_url, fhir_response
 from fhir_server.api.operations import router as operations_router
+from fhir_server.api.responses import base_url, fhir_response
 from fhir_server.api.rest import router as rest_router
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.operations import Operation, OperationContext, load_operations

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from fhir_server.api.operations import invoke
 from fhir_server.api.responses import (
     base_url,
     fhir_response,
@@ -19,7 +20,6 @@ from fhir_server.api.responses import (
     searchset,
     version_headers,
 )
-from fhir_server.api.operations import invoke
 from fhir_server.bundle import BundleProcessor
 from fhir_server.errors import FhirError, NotFound, operation_outcome
 from fhir_server.search.registry import is_served
