@@ -235,6 +235,9 @@ class BundleProcessor:
         if self.transform is not None:
             resource = self.transform(e.full_url, current.resource() if live and current else None, resource)
         e.status = 200 if live else 201
+        if live and service.unchanged(current, resource):
+            e.stored = current  # no-op update: no new version
+            return None
         return service.prepare(e.type, e.target_id, resource, "PUT", current, now)
 
     def _read(self, e: _Entry) -> None:

@@ -217,6 +217,25 @@ class FhirService:
         return Write(type_, id_, version, now, method, resource, orjson.dumps(resource),
                      index_entries(resource), None if current is None else current.version)
 
+    @staticmethod
+    def unchanged(current: StoredResource | None, resource: dict[str, Any]) -> bool:
+        """True when ``resource`` equals the live current version apart from ``meta`` versioning.
+
+        Such an update is a no-op (no new version), which makes re-sent and re-mapped inputs idempotent.
+        """
+        if current is None or current.deleted:
+            return False
+        stored = current.resource()
+        incoming = dict(resource)
+        incoming["id"] = current.id
+        for body in (stored, incoming):
+            meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+            if meta:
+                body["meta"] = meta
+            else:
+                body.pop("meta", None)
+        return stored == incoming
+
     def prepare_delete(self, current: StoredResource, now: str) -> Write:
         return Write(current.type, current.id, current.version + 1, now, "DELETE", None, None, [],
                      current.version)
@@ -255,6 +274,8 @@ class FhirService:
         with self.store.lock:
             current = self.store.read(type_, id_)
             self.check_if_match(current, if_match)
+            if current is not None and self.unchanged(current, resource):
+                return WriteResult(current, 200)
             write = self.prepare(type_, id_, resource, "PUT", current, now_instant())
             return WriteResult(self._commit_one(write), 201 if current is None or current.deleted else 200)
 

@@ -76,6 +76,13 @@ def test_read_unknown_and_bad_version(service: FhirService) -> None:
         service.vread("Patient", "p1", "7")
 
 
+def test_identical_update_is_a_no_op(service: FhirService) -> None:
+    first = service.update("Patient", "same", patient("same", "A"))
+    again = service.update("Patient", "same", {**patient("same", "A"), "meta": {"versionId": "1"}})
+    assert again.status == 200 and again.stored.version == first.stored.version == 1
+    assert service.history("Patient", "same", {}).total == 1
+
+
 def test_if_match(service: FhirService) -> None:
     service.update("Patient", "p-m", patient("p-m", "A"))
     service.update("Patient", "p-m", patient("p-m", "B"), if_match='W/"1"')
@@ -154,9 +161,13 @@ def test_transaction_rewrites_urn_uuid_and_is_atomic(service: FhirService) -> No
     assert [e["response"]["status"] for e in response["entry"]] == ["201 Created", "201 Created"]
     patient_id = response["entry"][0]["fullUrl"].split("/")[1]
     assert service.read("Observation", "tx-o1").resource()["subject"]["reference"] == f"Patient/{patient_id}"
-    # the same bundle again: ifNoneExist finds the patient, the observation is updated
+    # the same bundle again: ifNoneExist finds the patient; the observation is unchanged: no new version
     again = processor.process(bundle)
     assert again["entry"][0]["response"]["status"] == "200 OK"
+    assert service.read("Observation", "tx-o1").version == 1
+    changed = {**bundle, "entry": [bundle["entry"][0], {**bundle["entry"][1], "resource": {
+        **bundle["entry"][1]["resource"], "status": "amended"}}]}
+    processor.process(changed)
     assert service.read("Observation", "tx-o1").version == 2
     assert len(ids(service, "Patient", "identifier=s|T1")) == 1
     # a failing entry rolls everything back
