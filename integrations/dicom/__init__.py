@@ -14,12 +14,13 @@ from integrations.dicom.objects import (
     ReceivedObject,
     StoreOutcome,
     StoreStatus,
-    check_header,
 )
+from integrations.dicom.validate import MalformedDataSet, check_header, check_structure
 
 __all__ = [
     "DicomListener",
     "DicomListenerConfig",
+    "MalformedDataSet",
     "MppsCallback",
     "MppsMessage",
     "MppsOperation",
@@ -31,6 +32,7 @@ __all__ = [
     "StoreOutcome",
     "StoreStatus",
     "check_header",
+    "check_structure",
     "iter_dicom_inputs",
     "plan_inputs",
     "read_dicom_file",

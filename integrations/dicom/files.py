@@ -48,14 +48,11 @@ from integrations.dicom.objects import (
     encode_part10_prefix,
     make_file_meta,
 )
+from integrations.dicom.validate import LONG_LENGTH_VRS
 
 MEDIA_STORAGE_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR: Basic Directory IOD, PS3.3 F
 _SNIFF_BYTES = 4096  # enough for preamble, prefix and any real File Meta Information
 _VR_CODES = frozenset(vr.value.encode("ascii") for vr in VR)
-# Explicit VRs whose length field is 4 bytes after 2 reserved bytes (PS3.5 Table 7.1-1).
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 _REQUIRED_META = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
 
 
@@ -178,7 +175,7 @@ def _meta_end(data: bytes, pos: int) -> int:
     """
     while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
         vr = data[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
+        if vr in LONG_LENGTH_VRS:
             length = int.from_bytes(data[pos + 8 : pos + 12], "little")
             pos += 12 + length
         elif vr in _VR_CODES:

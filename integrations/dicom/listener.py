@@ -270,9 +270,7 @@ class DicomListener:
         ]
         if self._on_mpps is not None:
             handlers += [(evt.EVT_N_CREATE, self._handle_n_create), (evt.EVT_N_SET, self._handle_n_set)]
-        request_handler: type[RequestHandler] = (
-            LowLatencyRequestHandler if self.config.low_latency else RequestHandler
-        )
+        request_handler: type[RequestHandler] = LowLatencyRequestHandler if self.config.low_latency else RequestHandler
         server = self._ae.make_server(
             (self.config.host, self.config.port),
             evt_handlers=handlers,
@@ -281,9 +279,7 @@ class DicomListener:
         )
         self._ae._servers.append(server)  # as AE.start_server does, so AE.shutdown() finds it
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name=f"dicom-listener-{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, name=f"dicom-listener-{self.port}", daemon=True)
         self._thread.start()
         LOGGER.info(
             "DICOM listener %s on %s:%d (calling AEs: %s)",

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import Tag
@@ -35,8 +34,6 @@ PREAMBLE = b"\x00" * 128
 PREFIX = b"DICM"
 SOP_CLASS_UID_TAG = Tag(0x0008, 0x0016)
 SOP_INSTANCE_UID_TAG = Tag(0x0008, 0x0018)
-# What pydicom raises on streams it cannot decode.
-_DECODE_ERRORS = (InvalidDicomError, ValueError, TypeError, KeyError, EOFError, OSError, NotImplementedError)
 _ERROR_COMMENT_MAX = 64  # Error Comment (0000,0902) is LO: at most 64 characters (PS3.5 Table 6.2-1)
 
 
@@ -112,9 +109,11 @@ class MppsOutcome:
 
 
 def error_comment(reason: str) -> str:
-    """``reason`` cut to fit Error Comment (LO, 64 characters, no backslash)."""
-    text = " ".join(reason.replace("\\", "/").split())
-    return text if len(text) <= _ERROR_COMMENT_MAX else text[: _ERROR_COMMENT_MAX - 1] + "…"
+    """``reason`` made fit for Error Comment: LO in the command set's default repertoire (ASCII),
+    at most 64 characters, no backslash (PS3.5 Table 6.2-1); the command set has no
+    Specific Character Set."""
+    text = " ".join(reason.replace("\\", "/").split()).encode("ascii", "replace").decode("ascii")
+    return text if len(text) <= _ERROR_COMMENT_MAX else text[: _ERROR_COMMENT_MAX - 3] + "..."
 
 
 def encode_part10_prefix(meta: FileMetaDataset) -> bytes:
@@ -221,32 +220,3 @@ class MppsMessage:
     def read_dataset(self) -> Dataset:
         """Decode the attribute/modification list with pydicom."""
         return pydicom.dcmread(io.BytesIO(self.part10))
-
-
-def check_header(obj: ReceivedObject) -> StoreOutcome | None:
-    """Check that the data set decodes and names the SOP Class/Instance it was sent as.
-
-    Returns None when it does, otherwise the failure the pipeline should answer with:
-    ``CANNOT_UNDERSTAND`` (C000) for a stream that does not decode or lacks SOP Class/Instance UID,
-    ``DATASET_DOES_NOT_MATCH_SOP_CLASS`` (A900) when the data set's UIDs differ from the command's.
-    The pipeline calls this after archiving the original, so bad input is kept for inspection.
-    """
-    try:
-        ds = pydicom.dcmread(io.BytesIO(obj.part10), specific_tags=[SOP_CLASS_UID_TAG, SOP_INSTANCE_UID_TAG])
-        sop_class = ds.get("SOPClassUID")
-        sop_instance = ds.get("SOPInstanceUID")
-    except _DECODE_ERRORS as exc:
-        return StoreOutcome(StoreStatus.CANNOT_UNDERSTAND, f"data set does not decode: {exc}")
-    if not sop_class or not sop_instance:
-        return StoreOutcome(StoreStatus.CANNOT_UNDERSTAND, "data set has no SOP Class/Instance UID")
-    if str(sop_class) != obj.sop_class_uid:
-        return StoreOutcome(
-            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
-            f"data set SOP Class {sop_class} differs from the one sent ({obj.sop_class_uid})",
-        )
-    if str(sop_instance) != obj.sop_instance_uid:
-        return StoreOutcome(
-            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
-            f"data set SOP Instance {sop_instance} differs from the one sent ({obj.sop_instance_uid})",
-        )
-    return None
