@@ -6,6 +6,9 @@ and decodes garbage into odd elements. An archive must not answer "stored" to su
 undefined-length sequence and item must be closed by its delimiter) before comparing the SOP
 Class/Instance UID with the ones the object was sent as. It decodes no value except those two UIDs,
 so it costs milliseconds where a full pydicom read of a large fluoroscopy report takes seconds.
+
+A cut exactly between two top-level elements leaves a shorter data set that is still valid and
+cannot be told from the encoding alone; over the network the P-DATA framing rules that case out.
 """
 
 from __future__ import annotations
