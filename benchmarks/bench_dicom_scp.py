@@ -1,0 +1,201 @@
+"""DICOM C-STORE end to end: stores per second over one association and over four concurrent ones.
+
+Cases (throughput in stores/s, measured on the server from the first completed store to the last):
+
+* **DACS listener**: :class:`integrations.dicom.DicomListener` with a callback that writes the
+  received Part 10 bytes to a file and fsyncs it (the lead later swaps in archive → map → store).
+* **baseline, bare pynetdicom SCP**: ``AE.start_server`` with pynetdicom's defaults and a C-STORE
+  handler that writes ``event.encoded_dataset()`` the same way (file + fsync), nothing else.
+
+The client is DCMTK ``storescu`` (one process per association, each sending its own folder of
+copies of one CT RDSR), falling back to pynetdicom's ``storescu`` app when DCMTK is absent. The
+sample is the 25 KB Siemens CT RDSR from ``../shared/samples/rdsr``; without the samples a
+generated SR of similar size is used. The issue's goal is ≥ 50% of the bare SCP's throughput; the
+stock pynetdicom SCP manages ~21 stores/s per association here (pydicom/pynetdicom#917), and the
+reason — client Nagle against server delayed ACK — is in :mod:`integrations.dicom.transport`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE, StoragePresentationContexts, evt
+
+from benchmarks import Result
+from integrations.dicom import DicomListener, DicomListenerConfig, ReceivedObject, StoreOutcome
+
+CAPABILITY = "DICOM C-STORE end to end"
+_REPO = Path(__file__).resolve().parents[1]
+_SAMPLES = Path(os.environ.get("DACS_SAMPLES", _REPO.parent / "shared" / "samples"))
+_CT_RDSR = _SAMPLES / "rdsr" / "ct_siemens_flash_tap_ss.dcm"
+
+
+class _Timeline:
+    """Completion times of stores, from any association thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.times: list[float] = []
+
+    def record(self) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            self.times.append(now)
+
+    def rate(self) -> float:
+        """Stores per second between the first and the last completion."""
+        if len(self.times) < 2:
+            return float("nan")
+        return (len(self.times) - 1) / (max(self.times) - min(self.times))
+
+
+def _write_durably(directory: Path, data: bytes, counter: itertools.count[int]) -> None:
+    fd = os.open(directory / f"{next(counter)}.dcm", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sample(directory: Path) -> Path:
+    """The CT RDSR sample, or a generated SR of similar size when the samples are absent."""
+    if _CT_RDSR.is_file():
+        return _CT_RDSR
+    print(f"bench_dicom_scp: {_CT_RDSR} not found, using a generated SR", file=sys.stderr)
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.67"
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID = "SR", "BENCH"
+    items = []
+    for index in range(200):  # ~25 KB, like a CT RDSR with a dozen irradiation events
+        item = Dataset()
+        item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+        item.TextValue = f"irradiation event {index} " + "x" * 60
+        items.append(item)
+    ds.ContentSequence = items
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path = directory / "generated_rdsr.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _folders(root: Path, sample: Path, associations: int, per_association: int) -> list[Path]:
+    """One folder of ``per_association`` links to the sample for each client process."""
+    folders = []
+    for a in range(associations):
+        folder = root / f"send{a}"
+        folder.mkdir()
+        for i in range(per_association):
+            (folder / f"{i:05d}.dcm").symlink_to(sample)
+        folders.append(folder)
+    return folders
+
+
+def _send(port: int, called_ae: str, folders: list[Path]) -> None:
+    """One client process (and so one association) per folder, all at once."""
+    if shutil.which("storescu"):
+        commands = [["storescu", "-aec", called_ae, "+sd", "127.0.0.1", str(port), str(f)] for f in folders]
+    else:
+        commands = [
+            [sys.executable, "-m", "pynetdicom", "storescu", "-cx", "-aec", called_ae, "127.0.0.1", str(port), str(f)]
+            for f in folders
+        ]
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in commands]
+    for process in processes:
+        _, err = process.communicate(timeout=600)
+        if process.returncode != 0:
+            raise RuntimeError(f"storescu failed ({process.returncode}): {err.decode(errors='replace')[-500:]}")
+
+
+def _measure(start: Callable[[Path, _Timeline], tuple[int, Callable[[], None]]], folders: list[Path]) -> float:
+    with tempfile.TemporaryDirectory(prefix="dacs-bench-store-") as out:
+        timeline = _Timeline()
+        port, stop = start(Path(out), timeline)
+        try:
+            _send(port, "DACS", folders)
+        finally:
+            stop()
+        expected = sum(len(list(f.iterdir())) for f in folders)
+        if len(timeline.times) != expected:
+            raise RuntimeError(f"{len(timeline.times)} of {expected} stores arrived")
+        return timeline.rate()
+
+
+def _start_dacs(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]]:
+    counter = itertools.count()
+
+    def on_object(obj: ReceivedObject) -> StoreOutcome:
+        _write_durably(out, obj.part10, counter)
+        timeline.record()
+        return StoreOutcome.success()
+
+    listener = DicomListener(DicomListenerConfig(ae_title="DACS", host="127.0.0.1", port=0), on_object)
+    return listener.start(), listener.stop
+
+
+def _start_bare(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]]:
+    counter = itertools.count()
+
+    def on_store(event: evt.Event) -> int:
+        _write_durably(out, event.encoded_dataset(), counter)
+        timeline.record()
+        return 0x0000
+
+    ae = AE(ae_title="DACS")
+    for context in StoragePresentationContexts:  # pynetdicom's defaults, as its docs show
+        ae.add_supported_context(context.abstract_syntax)
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert server is not None
+    return int(server.server_address[1]), server.shutdown
+
+
+def run(scale: float) -> list[Result]:
+    """Both SCPs, one and four associations; ``scale`` shrinks the number of stores."""
+    per_association = max(20, int(150 * scale))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="dacs-bench-send-") as tmp:
+        root = Path(tmp)
+        sample = _sample(root)
+        for associations in (1, 4):
+            case_root = root / f"x{associations}"
+            case_root.mkdir()
+            folders = _folders(case_root, sample, associations, per_association)
+            bare = _measure(_start_bare, folders)
+            ours = _measure(_start_dacs, folders)
+            label = "1 association" if associations == 1 else f"{associations} concurrent associations"
+            results.append(
+                Result(
+                    capability=CAPABILITY,
+                    case=f"DACS listener, {label}, {sample.stat().st_size // 1000} KB RDSR, write+fsync",
+                    value=ours,
+                    unit="stores/s",
+                    baseline_case=f"bare pynetdicom SCP, {label}, write+fsync",
+                    baseline_value=bare,
+                    goal=0.5 * bare,  # the issue: at least 50% of the bare SCP
+                )
+            )
+    return results
+
+
+if __name__ == "__main__":
+    for result in run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0):
+        print(
+            f"{result.case}: {result.value:.1f} {result.unit} vs {result.baseline_value:.1f} "
+            f"({result.baseline_case}) ratio {result.ratio:.2f}"
+        )
