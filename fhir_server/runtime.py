@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhir_server.archive import Archive, open_archive
+from fhir_server.ingest.dicom import DicomPipeline
 from fhir_server.ingest.hl7 import Hl7Pipeline
 from fhir_server.service import FhirService
 from fhir_server.settings import Settings
@@ -22,6 +23,7 @@ class Runtime:
     service: FhirService
     archive: Archive
     hl7: Hl7Pipeline
+    dicom: DicomPipeline
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -29,7 +31,8 @@ class Runtime:
         store = open_store(settings.store_url())
         service = FhirService(store, settings)
         archive = open_archive(store, settings.data_dir)
-        return cls(settings, store, service, archive, Hl7Pipeline(service, archive))
+        return cls(settings, store, service, archive, Hl7Pipeline(service, archive),
+                   DicomPipeline(service, archive, timezone=settings.timezone))
 
     def close(self) -> None:
         self.store.close()

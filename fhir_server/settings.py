@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     dicom_port: int = 11112
     dicom_aet: str = "DACS"
     mllp_port: int = 2575
+    # Comma-separated calling AE titles allowed to send; empty accepts every caller.
+    dicom_calling_aets: str = ""
+    # IANA time zone of the modalities and RIS, for DICOM/HL7 times that carry no offset.
+    timezone: str = "UTC"
     # Public base URL of the FHIR endpoint; derived from the request when empty.
     base_url: str = ""
     default_count: int = 20

@@ -101,22 +101,24 @@ class Reconciler:
         changed = dict(resource)
         if {"reference": order_ref} not in changed.get("basedOn", []):
             changed["basedOn"] = [*changed.get("basedOn", []), {"reference": order_ref}]
+        if patient_ref:
+            changed["subject"] = {**(resource.get("subject") or {}), "reference": patient_ref}
         writes: list[Write] = []
         now = now_instant()
-        old_patient = (resource.get("subject") or {}).get("reference")
-        if patient_ref and old_patient != patient_ref:
-            changed["subject"] = {**(resource.get("subject") or {}), "reference": patient_ref}
+        if changed != resource:
+            writes.append(self.service.prepare("ImagingStudy", study.id, changed, "PUT", study, now))
+        if patient_ref:
             # the study's dose Observations follow the study to the order's patient
             for obs in _search(self.service, "Observation", "part-of", Cond("k", "eq", f"ImagingStudy/{study.id}"),
                                limit=10000):
-                body = _rewrite_references(obs.resource(), old_patient, patient_ref) if old_patient else None
-                if body is not None and body != obs.resource():
-                    writes.append(self.service.prepare("Observation", obs.id, body, "PUT", obs, now))
-        if changed == resource:
-            return False
-        writes.insert(0, self.service.prepare("ImagingStudy", study.id, changed, "PUT", study, now))
-        self.service.store.commit(writes)
-        return True
+                body = obs.resource()
+                old = (body.get("subject") or {}).get("reference")
+                if old and old != patient_ref:
+                    moved = _rewrite_references(body, old, patient_ref)
+                    writes.append(self.service.prepare("Observation", obs.id, moved, "PUT", obs, now))
+        if writes:
+            self.service.store.commit(writes)
+        return bool(writes)
 
     def repoint_patient(self, old_id: str, new_id: str) -> int:
         """Re-point every resource that references ``Patient/old_id`` to ``Patient/new_id`` (one commit)."""

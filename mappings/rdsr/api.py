@@ -155,27 +155,33 @@ def summary_event_uids(summary: dict) -> frozenset[str]:
     return frozenset(uids)
 
 
+def _union(stored: list, incoming: list, key) -> list:  # type: ignore[no-untyped-def]
+    """Stored items first, in their order (replaced by the incoming version when both have one), then
+    the new ones: merging the objects of one study in any order gives the same list."""
+    fresh = {key(x): x for x in incoming}
+    merged = [copy.deepcopy(fresh.pop(key(x), x)) for x in stored]
+    return merged + [copy.deepcopy(x) for x in incoming if key(x) in fresh]
+
+
 def merge_imaging_study(stored: dict, incoming: dict) -> dict:
-    """``incoming`` with the series and instances of ``stored`` that it does not list (matched by UID),
-    and with identifiers and modalities unioned. Pure; for a server that merges before a PUT."""
+    """``incoming`` merged into ``stored``: series (and their instances, matched by UID), identifiers
+    and modalities are unioned in a stable order, so a study built from several objects (continued
+    studies, image headers) is the same whatever order they arrive in. Pure; for a server that merges
+    before a PUT."""
     merged = copy.deepcopy(incoming)
-    series = {s["uid"]: s for s in merged.get("series", [])}
-    for old in stored.get("series", []):
-        if old["uid"] not in series:
-            series[old["uid"]] = copy.deepcopy(old)
-            continue
-        known = {i["uid"] for i in series[old["uid"]].get("instance", [])}
-        extra = [copy.deepcopy(i) for i in old.get("instance", []) if i["uid"] not in known]
-        if extra:
-            series[old["uid"]].setdefault("instance", []).extend(extra)
+    old_series = {x["uid"]: x for x in stored.get("series", [])}
+    series = []
+    for item in _union(stored.get("series", []), incoming.get("series", []), lambda x: x["uid"]):
+        before = old_series.get(item["uid"])
+        if before is not None and item is not before:
+            item["instance"] = _union(before.get("instance", []), item.get("instance", []), lambda i: i["uid"])
+        series.append(item)
     if series:
-        merged["series"] = list(series.values())
+        merged["series"] = series
     for field, key in (("identifier", lambda i: (i.get("system"), i.get("value"))),
                        ("modality", lambda m: (m.get("system"), m.get("code")))):
-        have = {key(x) for x in merged.get(field, [])}
-        extra = [copy.deepcopy(x) for x in stored.get(field, []) if key(x) not in have]
-        if extra:
-            merged.setdefault(field, []).extend(extra)
+        if stored.get(field) or incoming.get(field):
+            merged[field] = _union(stored.get(field, []), incoming.get(field, []), key)
     return merged
 
 

@@ -1,0 +1,180 @@
+"""DICOM ingest: a received or imported object → archive → map → one transaction → reconcile → evaluate.
+
+The receiver (``integrations.dicom``) calls :meth:`DicomPipeline.store` and turns the returned
+:class:`~integrations.dicom.StoreOutcome` into the C-STORE status; ``dacs import`` and ``dacs remap`` call
+:meth:`DicomPipeline.ingest` for the richer :class:`IngestResult`. Success is returned only after the
+original is archived *and* its FHIR resources are committed.
+
+* The same object twice is a no-op (same bytes in the archive, identical resources: no new versions).
+* Dose reports (TID 10011/10001/10021) are mapped by :func:`mappings.rdsr.map_dose_report`; images
+  without RDSR by :func:`mappings.rdsr.map_image_header_dose` (legacy header dose).
+* A cumulative re-send (Siemens) whose events include every stored event replaces the stored summary;
+  an older, smaller report does not (its events are still recorded, the summary stays): no double
+  counting, nothing lost.
+* ImagingStudy updates are merged into the stored study (series of continued studies, identifiers,
+  ``basedOn`` and the reconciled patient are kept).
+* Dose-related objects that are not mapped (patient dose reports, proprietary summaries) and objects
+  that fail to map are kept in the archive and listed in the quarantine with the reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_server.archive import Archive, QuarantineEntry
+from fhir_server.bundle import BundleProcessor
+from fhir_server.errors import FhirError
+from fhir_server.ingest.reconcile import Reconciler
+from fhir_server.service import FhirService, now_instant
+from integrations.dicom import ReceivedObject, StoreOutcome, StoreStatus
+from mappings.rdsr import (
+    DatasetKind,
+    MappingOptions,
+    MappingResult,
+    RdsrMappingError,
+    classify_dataset,
+    map_dose_report,
+    map_image_header_dose,
+    merge_imaging_study,
+    summary_event_uids,
+    supersedes,
+)
+from mappings.rdsr.errors import NoHeaderDoseError
+
+log = logging.getLogger("dacs.ingest.dicom")
+
+
+class Disposition(enum.Enum):
+    """What happened to one object (the ``dacs import`` summary columns)."""
+
+    IMPORTED = "imported"
+    DUPLICATE = "duplicate"
+    SUPERSEDED = "superseded"  # an older cumulative report: events kept, the stored summary stays
+    KEPT_UNMAPPED = "kept-unmapped"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    disposition: Disposition
+    outcome: StoreOutcome
+    reason: str = ""
+    study_id: str | None = None
+    changed: int = 0  # resources written (new versions)
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _identifier_query(system: str, value: str) -> list[tuple[str, str]]:
+    escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
+    return [("identifier", f"{system}|{escaped}")]
+
+
+class DicomPipeline:
+    """Archive, map and commit DICOM objects; ``evaluate(study_id)`` runs after each committed study."""
+
+    def __init__(self, service: FhirService, archive: Archive, *, timezone: str = "UTC",
+                 evaluate: Callable[[str], Any] | None = None) -> None:
+        self.service = service
+        self.archive = archive
+        self.timezone = timezone
+        self.evaluate = evaluate
+        self.reconciler = Reconciler(service)
+
+    # -- the receiver's callback ----------------------------------------------------------------
+    def store(self, obj: ReceivedObject) -> StoreOutcome:
+        """C-STORE callback: success only after archive + commit."""
+        result = self.ingest(obj)
+        level = logging.INFO if result.disposition is not Disposition.REJECTED else logging.WARNING
+        log.log(level, "%s %s from %s: %s %s", result.disposition.value, obj.sop_instance_uid, obj.origin,
+                result.reason, f"({len(result.warnings)} warnings)" if result.warnings else "")
+        return result.outcome
+
+    def ingest(self, obj: ReceivedObject, *, force: bool = False) -> IngestResult:
+        """Archive ``obj`` and map it (``force`` maps again even an archived, already-mapped object)."""
+        now = now_instant()
+        try:
+            record, new = self.archive.put("dicom", obj.sop_instance_uid, obj.part10, now)
+        except OSError as exc:
+            return IngestResult(Disposition.REJECTED, StoreOutcome(StoreStatus.OUT_OF_RESOURCES,
+                                                                   f"archive write failed: {exc}"), str(exc))
+        quarantined = any(q.key == obj.sop_instance_uid for q in self.archive.quarantined("dicom"))
+        if not new and not force and not quarantined:
+            return IngestResult(Disposition.DUPLICATE, StoreOutcome.success("already archived and mapped"),
+                                "same object received before")
+        return self._map_and_commit(obj, record.sha256, now)
+
+    def _reject(self, obj: ReceivedObject, sha: str, now: str, status: StoreStatus, reason: str) -> IngestResult:
+        self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, reason, now))
+        return IngestResult(Disposition.REJECTED, StoreOutcome(status, reason), reason)
+
+    def _map_and_commit(self, obj: ReceivedObject, sha: str, now: str) -> IngestResult:
+        try:
+            ds = obj.read_dataset(stop_before_pixels=True)
+            kind = classify_dataset(ds)
+            if kind.is_kept_unmapped or kind is DatasetKind.NOT_A_DOSE_OBJECT:
+                reason = f"kept, not mapped: {kind.value}"
+                self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, reason, now))
+                return IngestResult(Disposition.KEPT_UNMAPPED, StoreOutcome.success(reason), reason)
+            options = MappingOptions(timezone=self.timezone, calling_ae_title=obj.calling_ae_title)
+            if kind is DatasetKind.IMAGE_HEADER_DOSE:
+                mapped = map_image_header_dose(ds, options)
+            else:
+                mapped = map_dose_report(ds, options)
+        except NoHeaderDoseError as exc:
+            reason = f"kept, not mapped: image without dose attributes ({exc})"
+            self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, reason, now))
+            return IngestResult(Disposition.KEPT_UNMAPPED, StoreOutcome.success(reason), reason)
+        except RdsrMappingError as exc:
+            return self._reject(obj, sha, now, StoreStatus.CANNOT_UNDERSTAND, f"cannot map: {exc}")
+        except Exception as exc:  # pydicom raises many types on malformed input
+            return self._reject(obj, sha, now, StoreStatus.CANNOT_UNDERSTAND,
+                                f"cannot read the data set: {type(exc).__name__}: {exc}")
+        return self._commit(obj, sha, now, mapped)
+
+    def _commit(self, obj: ReceivedObject, sha: str, now: str, mapped: MappingResult) -> IngestResult:
+        disposition = Disposition.IMPORTED
+        try:
+            with self.service.store.lock:
+                if mapped.summary_identifier is not None:
+                    stored = self.service.find("Observation", _identifier_query(*mapped.summary_identifier), limit=1)
+                    if stored and not supersedes(mapped, summary_event_uids(stored[0].resource())):
+                        mapped = mapped.without_summary()
+                        disposition = Disposition.SUPERSEDED
+                entries = BundleProcessor(self.service, _merge_study).transaction(mapped.bundle["entry"])
+        except FhirError as exc:
+            return self._reject(obj, sha, now, StoreStatus.PROCESSING_FAILURE, f"not stored: {exc.diagnostics}")
+        except Exception as exc:
+            log.exception("store failure for %s", obj.sop_instance_uid)
+            return IngestResult(Disposition.REJECTED, StoreOutcome(StoreStatus.OUT_OF_RESOURCES,
+                                                                   f"store failure: {type(exc).__name__}"), str(exc))
+        self.archive.release("dicom", obj.sop_instance_uid)
+        study_id = next((e.stored.id for e in entries if e.stored is not None and e.stored.type == "ImagingStudy"),
+                        None)
+        changed = sum(1 for e in entries if e.write is not None)
+        if study_id is not None:
+            self.reconciler.link_study(study_id)
+            if self.evaluate is not None:
+                try:
+                    self.evaluate(study_id)
+                except Exception:  # evaluation must never lose a committed dose report
+                    log.exception("evaluation of ImagingStudy/%s failed", study_id)
+        return IngestResult(disposition, StoreOutcome.success(), "", study_id, changed, mapped.warnings)
+
+
+def _merge_study(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
+    """Merge an incoming ImagingStudy into the stored one (continued studies, reconciliation kept)."""
+    if stored is None or incoming.get("resourceType") != "ImagingStudy":
+        return incoming
+    merged = merge_imaging_study(stored, incoming)
+    if stored.get("basedOn"):
+        refs = [b for b in stored["basedOn"] if b not in merged.get("basedOn", [])]
+        merged["basedOn"] = [*merged.get("basedOn", []), *refs]
+    # The study's patient is settled by its first object or by its order (reconciliation), not by
+    # whichever object of the study arrived last.
+    if stored.get("subject"):
+        merged["subject"] = stored["subject"]
+    return merged
