@@ -27,7 +27,8 @@ def dcmtk_send(server: RunningServer, paths: list[Path]) -> subprocess.Completed
     if STORESCU is None:
         pytest.skip("dcmtk storescu is not installed (make test installs it)")
     return subprocess.run([STORESCU, "-v", "-R", "-nh", "-aec", "DACS", "-aet", "MODALITY", "127.0.0.1",
-                           str(server.ports["DICOM"]), *map(str, paths)], capture_output=True, text=True, timeout=300, check=False)
+                           str(server.ports["DICOM"]), *map(str, paths)],
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def pynetdicom_send(server: RunningServer, paths: list[Path]) -> subprocess.CompletedProcess[str]:
