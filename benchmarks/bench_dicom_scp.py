@@ -159,7 +159,7 @@ def _start_bare(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]
 
     ae = AE(ae_title="DACS")
     for context in StoragePresentationContexts:  # pynetdicom's defaults, as its docs show
-        ae.add_supported_context(context.abstract_syntax)
+        ae.add_supported_context(str(context.abstract_syntax))
     server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     assert server is not None
     return int(server.server_address[1]), server.shutdown
