@@ -21,7 +21,7 @@ from fhir_server.service import FhirService
 from fhir_server.settings import Settings
 
 # Modules that register operations (imported once by load_operations()).
-OPERATION_MODULES: tuple[str, ...] = ()
+OPERATION_MODULES: tuple[str, ...] = ("fhir_server.operations.dose", "fhir_server.operations.terminology")
 
 OPERATION_BASE = "http://dacs.example.org/fhir/OperationDefinition"
 
