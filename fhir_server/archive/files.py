@@ -1,12 +1,15 @@
-"""The archive as files: ``<root>/<kind>/<key>/<sha256>.bin`` written atomically and fsynced.
+"""The archive as files: ``<root>/<kind>/<shard>/<key>__<received>__<sha256>.bin``.
 
-A write goes to a temporary file, is fsynced, renamed into place and the directory fsynced, so a
-crash leaves either the whole object or nothing. Keys are used as directory names after escaping
-anything but ``[A-Za-z0-9._-]``.
+One file per stored version, written atomically (temporary file, fsync, rename, fsync of the folder),
+so a crash leaves either the whole object or nothing, and a put costs one file fsync. ``shard`` is the
+first two hex digits of the key's SHA-256, so folders stay small. Keys are escaped to
+``[A-Za-z0-9._-]`` in file names (``%XX`` for anything else) and are reversible. The quarantine is one
+small JSON file per flagged object.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,15 +18,16 @@ from pathlib import Path
 
 from fhir_server.archive.base import Archive, ArchivedObject, QuarantineEntry, digest
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
+_NAME = re.compile(r"^(?P<key>.+)__(?P<received>[0-9TZ.:+-]+)__(?P<sha>[0-9a-f]{64})\.bin$")
 
 
 def _safe(key: str) -> str:
-    return _UNSAFE.sub(lambda m: f"%{ord(m.group(0)):02X}", key) or "%00"
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode()), key) or "%00"
 
 
 def _unsafe(name: str) -> str:
-    return re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), name)
+    return re.sub(r"(?:%[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group(0).replace("%", "")).decode(), name)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -35,7 +39,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(path.parent.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -52,46 +58,53 @@ class FileArchive(Archive):
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def _dir(self, kind: str, key: str) -> Path:
-        return self.root / _safe(kind) / _safe(key)
+    def _shard(self, kind: str, key: str) -> Path:
+        return self.root / _safe(kind) / hashlib.sha256(key.encode()).hexdigest()[:2]
+
+    def _files(self, kind: str, key: str) -> list[tuple[ArchivedObject, Path]]:
+        shard = self._shard(kind, key)
+        prefix = _safe(key) + "__"
+        if not shard.is_dir():
+            return []
+        found = []
+        for path in shard.iterdir():
+            match = _NAME.match(path.name) if path.name.startswith(prefix) else None
+            if match and match.group("key") == _safe(key):
+                record = ArchivedObject(kind, key, match.group("sha"), path.stat().st_size, match.group("received"))
+                found.append((record, path))
+        return sorted(found, key=lambda item: (item[0].received, item[0].sha256))
 
     def put(self, kind: str, key: str, data: bytes, received: str) -> tuple[ArchivedObject, bool]:
         sha = digest(data)
-        folder = self._dir(kind, key)
-        path = folder / f"{sha}.bin"
-        record = ArchivedObject(kind, key, sha, len(data), received)
-        if path.exists():
-            return self._record(kind, key, path), False
-        _write_atomic(path, data)
-        _write_atomic(folder / f"{sha}.json", json.dumps({"received": received, "size": len(data)}).encode())
-        return record, True
-
-    def _record(self, kind: str, key: str, path: Path) -> ArchivedObject:
-        sidecar = path.with_suffix(".json")
-        meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        return ArchivedObject(kind, key, path.stem, path.stat().st_size, meta.get("received", ""))
+        for record, _ in self._files(kind, key):
+            if record.sha256 == sha:
+                return record, False
+        stamp = received.replace(":", "")  # portable file names
+        _write_atomic(self._shard(kind, key) / f"{_safe(key)}__{stamp}__{sha}.bin", data)
+        return ArchivedObject(kind, key, sha, len(data), stamp), True
 
     def versions(self, kind: str, key: str) -> list[ArchivedObject]:
-        folder = self._dir(kind, key)
-        if not folder.is_dir():
-            return []
-        records = [self._record(kind, key, p) for p in folder.glob("*.bin")]
-        return sorted(records, key=lambda r: (r.received, r.sha256))
+        return [record for record, _ in self._files(kind, key)]
 
     def get(self, kind: str, key: str, sha256: str | None = None) -> bytes | None:
-        if sha256 is None:
-            versions = self.versions(kind, key)
-            if not versions:
-                return None
-            sha256 = versions[-1].sha256
-        path = self._dir(kind, key) / f"{sha256}.bin"
-        return path.read_bytes() if path.exists() else None
+        files = self._files(kind, key)
+        for record, path in reversed(files):
+            if sha256 is None or record.sha256 == sha256:
+                return path.read_bytes()
+        return None
 
     def keys(self, kind: str) -> list[str]:
         folder = self.root / _safe(kind)
         if not folder.is_dir():
             return []
-        return sorted(_unsafe(p.name) for p in folder.iterdir() if p.is_dir() and any(p.glob("*.bin")))
+        names = set()
+        for shard in folder.iterdir():
+            if shard.is_dir():
+                for path in shard.iterdir():
+                    match = _NAME.match(path.name)
+                    if match:
+                        names.add(_unsafe(match.group("key")))
+        return sorted(names)
 
     def _quarantine_path(self, kind: str, key: str) -> Path:
         return self.root / "_quarantine" / _safe(kind) / f"{_safe(key)}.json"

@@ -6,7 +6,9 @@
   re-pointed).
 * ``get``/``put`` remember what was acknowledged: the same MSH-3+MSH-4+MSH-10 with the same bytes gets
   the stored ACK and is not processed again; with different bytes it is an AE 205. Every raw message
-  is archived with its ACK; messages that were not accepted are also put in the quarantine.
+  is archived with its ACK, as one record (kind ``hl7``: the message and the ACK bytes, base64, with
+  the outcome and time), so that a receipt costs one durable write; messages that were not accepted
+  are also put in the quarantine.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class Hl7Pipeline:
 
     # -- ACK store --------------------------------------------------------------------------------
     async def get(self, key: str, raw: bytes) -> bytes | None:
-        record = await asyncio.to_thread(self.archive.get, "hl7-ack", key)
+        record = await asyncio.to_thread(self.archive.get, "hl7", key)
         if record is None:
             return None
         sent = json.loads(record)
@@ -76,10 +78,10 @@ class Hl7Pipeline:
         now = now_instant()
         sha = digest(raw)
         name = key or f"unidentified-{sha}"
-        self.archive.put("hl7", name, raw, now)
         record = {"message_sha256": sha, "outcome": outcome.value, "at": now,
+                  "message": base64.b64encode(raw).decode(),
                   "ack": base64.b64encode(ack).decode() if ack is not None else None}
-        self.archive.put("hl7-ack", name, json.dumps(record).encode(), now)
+        self.archive.put("hl7", name, json.dumps(record).encode(), now)
         if outcome is not AckOutcome.ACCEPT:
             text = (ack or b"").decode("latin-1").replace("\r", " | ")
             self.archive.quarantine(QuarantineEntry("hl7", name, sha, f"{outcome.value}: {text[:500]}", now))
