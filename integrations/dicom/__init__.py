@@ -4,7 +4,14 @@ Both produce the same :class:`~integrations.dicom.objects.ReceivedObject` (the o
 Part 10 stream), so one callback archives and maps network and file input alike.
 """
 
-from integrations.dicom.files import SkippedInput, iter_dicom_inputs, plan_inputs, read_dicom_file
+from integrations.dicom.files import (
+    NotImportable,
+    SkippedInput,
+    iter_dicom_inputs,
+    plan_inputs,
+    read_dicom_bytes,
+    read_dicom_file,
+)
 from integrations.dicom.listener import DicomListener, DicomListenerConfig, MppsCallback, StoreCallback
 from integrations.dicom.objects import (
     MppsMessage,
@@ -26,6 +33,7 @@ __all__ = [
     "MppsOperation",
     "MppsOutcome",
     "MppsStatus",
+    "NotImportable",
     "ReceivedObject",
     "SkippedInput",
     "StoreCallback",
@@ -35,5 +43,6 @@ __all__ = [
     "check_structure",
     "iter_dicom_inputs",
     "plan_inputs",
+    "read_dicom_bytes",
     "read_dicom_file",
 ]

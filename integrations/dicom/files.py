@@ -103,6 +103,10 @@ def iter_dicom_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Recei
         yield read_dicom_file(path)
 
 
+class NotImportable(ValueError):
+    """The bytes are not a composite DICOM object DACS can archive; the message says why."""
+
+
 def read_dicom_file(path: Path) -> ReceivedObject | SkippedInput:
     """Read one file as a :class:`ReceivedObject` (wrapping raw data sets), or say why not."""
     try:
@@ -110,35 +114,51 @@ def read_dicom_file(path: Path) -> ReceivedObject | SkippedInput:
             head = handle.read(_SNIFF_BYTES)
             if not head:
                 return SkippedInput(path, "empty file")
-            start = _meta_start(head)
-            if start is None:
+            if _meta_start(head) is None:  # decided before reading a large non-DICOM file whole
                 return SkippedInput(path, "not DICOM: no DICM prefix and no data set at the start")
             data = head + handle.read()
     except OSError as exc:
         return SkippedInput(path, f"cannot read: {exc.strerror or exc}")
+    try:
+        return read_dicom_bytes(data, source_path=path)
+    except NotImportable as exc:
+        return SkippedInput(path, str(exc))
 
+
+def read_dicom_bytes(data: bytes, *, source_path: Path | None = None) -> ReceivedObject:
+    """The object in ``data`` (a Part 10 file or a raw data set), as :func:`read_dicom_file` reads it.
+
+    For re-reading the archive (``dacs remap``): a Part 10 stream the listener wrote keeps its
+    provenance, since Sending/Receiving AE Title (0002,0017)/(0002,0018) come back as
+    ``calling_ae_title``/``called_ae_title``. Raises :class:`NotImportable` with the reason.
+    """
+    if not data:
+        raise NotImportable("empty file")
+    start = _meta_start(data)
+    if start is None:
+        raise NotImportable("not DICOM: no DICM prefix and no data set at the start")
     meta_end = _meta_end(data, start)
     meta = _decode_meta(data, start, meta_end)
     if meta is None:
-        return SkippedInput(path, "unreadable File Meta Information")
+        raise NotImportable("unreadable File Meta Information")
     if meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY_SOP_CLASS:
-        return SkippedInput(path, "DICOMDIR that could not be read as a directory")
+        raise NotImportable("DICOMDIR that could not be read as a directory")
     dataset = data[meta_end:]
     if not dataset:
-        return SkippedInput(path, "no data set after the File Meta Information")
+        raise NotImportable("no data set after the File Meta Information")
 
     transfer_syntax = str(meta.get("TransferSyntaxUID") or "") or _recognise_syntax(dataset)
     if transfer_syntax is None:
-        return SkippedInput(path, "not DICOM: data set starts with no recognisable element")
+        raise NotImportable("not DICOM: data set starts with no recognisable element")
     # The data set's own UIDs win over the meta's: edited files often keep a stale meta.
     try:
         sop_class, sop_instance = _read_sop_uids(dataset, transfer_syntax)
     except Exception as exc:  # pydicom raises many types on garbage
-        return SkippedInput(path, f"not DICOM: data set does not decode ({type(exc).__name__}: {exc})")
+        raise NotImportable(f"not DICOM: data set does not decode ({type(exc).__name__}: {exc})") from exc
     sop_class = sop_class or str(meta.get("MediaStorageSOPClassUID") or "")
     sop_instance = sop_instance or str(meta.get("MediaStorageSOPInstanceUID") or "")
     if not (sop_class and sop_instance):
-        return SkippedInput(path, "no SOP Class/Instance UID: not a composite object")
+        raise NotImportable("no SOP Class/Instance UID: not a composite object")
 
     if start == len(PREAMBLE) + len(PREFIX) and all(meta.get(k) for k in _REQUIRED_META):
         part10, offset = data, meta_end  # a proper Part 10 file: kept exactly as it is
@@ -152,7 +172,9 @@ def read_dicom_file(path: Path) -> ReceivedObject | SkippedInput:
         sop_instance_uid=sop_instance,
         transfer_syntax_uid=transfer_syntax,
         received_at=datetime.now(UTC),
-        source_path=path,
+        calling_ae_title=str(meta.get("SendingApplicationEntityTitle") or "").strip() or None,
+        called_ae_title=str(meta.get("ReceivingApplicationEntityTitle") or "").strip() or None,
+        source_path=source_path,
     )
 
 

@@ -209,6 +209,19 @@ def _peer(event: Event) -> tuple[str, str, str, int]:
     return requestor.ae_title.strip(), str(called).strip(), requestor.address, requestor.port
 
 
+def _part10_prefix(event: Event, sop_class_uid: str, sop_instance_uid: str) -> bytes:
+    """Preamble and File Meta Information for a data set received in ``event``'s context."""
+    calling, called, _, _ = _peer(event)
+    meta = make_file_meta(
+        sop_class_uid,
+        sop_instance_uid,
+        str(event.context.transfer_syntax),
+        sending_ae_title=calling,
+        receiving_ae_title=called,
+    )
+    return encode_part10_prefix(meta)
+
+
 class DicomListener:
     """Storage, Verification and MPPS SCP that hands objects to callbacks.
 
@@ -342,15 +355,7 @@ class DicomListener:
         request = cast(C_STORE, event.request)
         calling, called, address, port = _peer(event)
         transfer_syntax = str(event.context.transfer_syntax)
-        prefix = encode_part10_prefix(
-            make_file_meta(
-                str(request.AffectedSOPClassUID),
-                str(request.AffectedSOPInstanceUID),
-                transfer_syntax,
-                sending_ae_title=calling,
-                receiving_ae_title=called,
-            )
-        )
+        prefix = _part10_prefix(event, str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID))
         if request.DataSet is None:  # pynetdicom's _config.STORE_RECV_CHUNKED_DATASET was switched on
             raise RuntimeError("data set was spooled to a file by pynetdicom; not supported")
         return ReceivedObject(
@@ -396,15 +401,7 @@ class DicomListener:
     ) -> MppsMessage:
         calling, called, address, port = _peer(event)
         transfer_syntax = str(event.context.transfer_syntax)
-        prefix = encode_part10_prefix(
-            make_file_meta(
-                MODALITY_PERFORMED_PROCEDURE_STEP,
-                uid,
-                transfer_syntax,
-                sending_ae_title=calling,
-                receiving_ae_title=called,
-            )
-        )
+        prefix = _part10_prefix(event, MODALITY_PERFORMED_PROCEDURE_STEP, uid)
         return MppsMessage(
             operation=operation,
             part10=prefix + encoded,

@@ -179,9 +179,12 @@ class ReceivedObject:
 
     @property
     def origin(self) -> str:
-        """Where the object came from, for log lines: ``AE@host:port`` or the file path."""
+        """Where the object came from, for log lines: ``AE@host:port``, the file path, or the AE title
+        kept in an archived file's meta."""
         if self.source_path is not None:
             return str(self.source_path)
+        if self.peer_address is None:
+            return f"{self.calling_ae_title or 'unknown AE'} (archived)"
         return f"{self.calling_ae_title}@{self.peer_address}:{self.peer_port}"
 
     def read_dataset(self, *, stop_before_pixels: bool = True) -> Dataset:

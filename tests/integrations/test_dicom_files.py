@@ -21,12 +21,14 @@ from pydicom.uid import (
 )
 
 from integrations.dicom import (
+    NotImportable,
     ReceivedObject,
     SkippedInput,
     StoreStatus,
     check_header,
     iter_dicom_inputs,
     plan_inputs,
+    read_dicom_bytes,
     read_dicom_file,
 )
 
@@ -223,6 +225,19 @@ def test_truncated_file_is_read_but_refused_by_the_header_check(tmp_path: Path) 
     outcome = check_header(obj)
     assert outcome is not None and outcome.status == StoreStatus.CANNOT_UNDERSTAND
     assert "truncated" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"%PDF-1.7 a report", "not DICOM"),
+        (b"\x00" * 128 + b"DICM", "no data set"),
+    ],
+)
+def test_bytes_that_are_not_importable_say_why(data: bytes, reason: str) -> None:
+    with pytest.raises(NotImportable, match=reason):
+        read_dicom_bytes(data)
 
 
 def test_broken_meta_and_directories_are_skipped(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ from integrations.dicom import (
     StoreOutcome,
     StoreStatus,
     check_header,
+    read_dicom_bytes,
 )
 from integrations.dicom.listener import DOSE_SR_STORAGE_CLASSES, MODALITY_PERFORMED_PROCEDURE_STEP
 
@@ -613,3 +614,15 @@ def test_mpps_not_offered_without_a_callback(recorder: Recorder) -> None:
             assert [cx.abstract_syntax for cx in assoc.rejected_contexts] == [MODALITY_PERFORMED_PROCEDURE_STEP]
         finally:
             assoc.release()
+
+
+def test_archived_object_reads_back_with_its_provenance(listener: DicomListener, recorder: Recorder) -> None:
+    """``dacs remap`` re-reads the archive: the Part 10 bytes the listener made must round-trip."""
+    ds = make_sr()
+    assert store_dataset(listener.port, ds, ImplicitVRLittleEndian).Status == 0x0000
+    [original] = recorder.objects
+    again = read_dicom_bytes(original.part10)
+    assert again.part10 == original.part10
+    assert (again.sop_class_uid, again.sop_instance_uid) == (XRAY_DOSE_SR, ds.SOPInstanceUID)
+    assert (again.calling_ae_title, again.called_ae_title) == ("PYSCU", "DACS")
+    assert again.transfer_syntax_uid == ImplicitVRLittleEndian
