@@ -104,7 +104,7 @@ def _head(exam: ExamDose, key: str, code: dict[str, Any]) -> dict[str, Any]:
 def _method(calc: Calculation | None, method: str) -> dict[str, Any]:
     if calc is not None:
         return {"coding": [calc.method_coding]}
-    return {"text": METHOD_TEXT.get(method, method)}
+    return {"coding": [_coding(dacs_system("calculation-method"), method)], "text": METHOD_TEXT.get(method, method)}
 
 
 def _coefficient_components(calc: Calculation | None) -> list[dict[str, Any]]:
