@@ -133,7 +133,8 @@ class DicomListenerConfig:
     ``port`` 0 asks the OS for a free port (see :meth:`DicomListener.start`). An empty
     ``accepted_calling_ae_titles`` accepts every caller; otherwise other callers are rejected with
     A-ASSOCIATE-RJ "calling AE title not recognised" (PS3.8 9.3.4). ``max_pdu_size`` 0 means
-    unlimited. ``low_latency`` False gives pynetdicom's stock transport (benchmark baseline only).
+    unlimited. ``low_latency`` False gives pynetdicom's stock transport (for diagnosis only: it is
+    ~7x slower per association, see :mod:`integrations.dicom.transport`).
     """
 
     ae_title: str = "DACS"

@@ -24,6 +24,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_partial
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -179,7 +180,7 @@ def store_dataset(port: int, ds: Dataset, syntax: str = ExplicitVRLittleEndian) 
     """C-STORE a pydicom data set with a pynetdicom SCU; returns the response status data set."""
     ae = AE(ae_title="PYSCU")
     ae.add_requested_context(ds.SOPClassUID, syntax)
-    ds.file_meta.TransferSyntaxUID = syntax  # pynetdicom picks the context from this
+    ds.file_meta.TransferSyntaxUID = UID(syntax)  # pynetdicom picks the context from this
     assoc = ae.associate("127.0.0.1", port, ae_title="DACS")
     assert assoc.is_established
     try:
@@ -392,9 +393,9 @@ def test_pynetdicom_storescu_sees_the_failure(
 
 def write_part10(path: Path, sop_class: str, sop_instance: str, syntax: str, dataset_bytes: bytes) -> Path:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_instance
-    meta.TransferSyntaxUID = syntax
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = UID(syntax)
     buffer = pydicom.filebase.DicomBytesIO()
     pydicom.filewriter.write_file_meta_info(buffer, meta)
     path.write_bytes(b"\x00" * 128 + b"DICM" + buffer.getvalue() + dataset_bytes)
@@ -499,6 +500,7 @@ def test_rejection_reason_is_calling_ae_title_not_recognised(guarded_listener: D
     assert assoc.is_rejected
     # PS3.8 Table 9-21: result 1 rejected-permanent, source 1 service-user, reason 3.
     rj = assoc.acceptor.primitive
+    assert rj is not None
     assert (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 3)
 
 
