@@ -266,7 +266,7 @@ class DoseEvaluator:
             desired[f"ssde/{item.event_id}"] = fhir.ssde_record(ev, item)
         record_ids = {key: self._id_for("Observation", sid, key, existing_obs) for key in desired}
         cumulative = ev.cumulative
-        if cumulative is not None and (len(cumulative.exams) > 1 or cumulative.exceeded):
+        if cumulative is not None and cumulative.exceeded:
             key = "cumulative-effective-dose"
             record_ids[key] = self._id_for("Observation", sid, key, existing_obs)
             desired[key] = fhir.cumulative_record(ev, cumulative, {sid: record_ids[RECORD_KEY]})
@@ -306,12 +306,16 @@ class DoseEvaluator:
         provenance_id = fhir.resource_id("Provenance", fhir.identifier_value(sid, "provenance"))
         prov = fhir.provenance(ev, targets, now, ref, patient_used)
         prov["id"] = provenance_id
-        stored_prov = self.service.store.read("Provenance", provenance_id)
-        old_prov = stored_prov.resource() if stored_prov is not None and not stored_prov.deleted else None
-        if entries or old_prov is None or _strip(old_prov, "recorded") != _strip(prov, "recorded"):
+        if entries or self._provenance_changed(prov):
             entries.append({"resource": prov, "request": {"method": "PUT", "url": f"Provenance/{provenance_id}"}})
         report = EvaluationReport(sid, ev, record_ids, tuple(outcomes), len(entries), provenance_id, ev.notes)
         return report, entries, desired[RECORD_KEY]
+
+    def _provenance_changed(self, prov: Mapping[str, Any]) -> bool:
+        stored = self.service.store.read("Provenance", str(prov["id"]))
+        if stored is None or stored.deleted:
+            return True
+        return _strip(stored.resource(), "recorded") != _strip(prov, "recorded")
 
     @staticmethod
     def _id_for(resource_type: str, study_id: str, key: str, existing: Mapping[str, Mapping[str, Any]]) -> str:

@@ -15,7 +15,9 @@ Observation shapes (``<key>`` in brackets):
 * ``[drl-comparison]`` and ``[threshold-comparison]``: one component per comparison, ``referenceRange``
   the level, ``interpretation`` H (exceeded / reached) or N.
 * ``[ssde/<event id>]``: code DCM 113930, per CT acquisition with a patient diameter.
-* ``[cumulative-effective-dose]``: the patient's effective dose over the policy window ending at this exam.
+* ``[cumulative-effective-dose]``: the patient's effective dose over the policy window ending at this exam,
+  stored when it reaches the policy's alert level (it is the evidence of that DetectedIssue); below it,
+  ``$evaluate-dose`` reports the running total and ``$dose-summary`` sums any period on request.
 """
 
 from __future__ import annotations

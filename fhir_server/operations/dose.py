@@ -60,6 +60,14 @@ def evaluation_parameters(report: EvaluationReport) -> dict[str, Any]:
             _p("method", valueString=ev.effective_dose.method),
             *([_p("record", valueReference={"reference": f"Observation/{record}"})] if record else []),
         ]))
+    if ev.cumulative is not None:
+        c = ev.cumulative
+        cumulative = [_p("value", valueQuantity=quantity(Quantity(c.value_msv, "mSv"), digits=4)),
+                      _p("window", valueQuantity=quantity(Quantity(c.window_days, "d"))),
+                      _p("exam-count", valueInteger=len(c.exams))]
+        if c.threshold_msv is not None:
+            cumulative.append(_p("threshold", valueQuantity=quantity(Quantity(c.threshold_msv, "mSv"))))
+        params.append(_p("cumulative-effective-dose", part=cumulative))
     for key, rid in report.records.items():
         params.append(_p("result", part=[_p("key", valueString=key),
                                          _p("observation", valueReference={"reference": f"Observation/{rid}"})]))
@@ -145,6 +153,13 @@ register(Operation(
                 _param("method", 1, "1", "string", "DACS calculation-method code"),
                 _param("record", 0, "1", "Reference", "the Observation recording it"),
             ]),
+            _param("cumulative-effective-dose", 0, "1", "", "the patient's effective dose over the policy window "
+                   "ending at this examination", part=[
+                       _param("value", 1, "1", "Quantity", "mSv"),
+                       _param("window", 1, "1", "Quantity", "days"),
+                       _param("exam-count", 1, "1", "integer", "examinations summed"),
+                       _param("threshold", 0, "1", "Quantity", "the policy's alert level (mSv)"),
+                   ]),
             _param("result", 0, "*", "", "evaluation Observations", part=[
                 _param("key", 1, "1", "string", "what the Observation holds"),
                 _param("observation", 1, "1", "Reference", "the Observation"),
