@@ -25,7 +25,15 @@ from fhir_server.api.app import create_app
 from fhir_server.ingest.dicom import Disposition
 from fhir_server.runtime import Runtime
 from fhir_server.settings import Settings
-from integrations.dicom import DicomListener, DicomListenerConfig, SkippedInput, plan_inputs, read_dicom_file
+from integrations.dicom import (
+    DicomListener,
+    DicomListenerConfig,
+    ReceivedObject,
+    SkippedInput,
+    plan_inputs,
+    read_dicom_file,
+)
+from integrations.dicom.files import NotImportable, read_dicom_bytes
 from integrations.mllp import Hl7Receiver, MllpServer
 from mappings.hl7v2 import AckOutcome, split_messages
 
@@ -68,7 +76,8 @@ async def _serve(settings: Settings) -> None:
     server = uvicorn.Server(config)
     titles = frozenset(t.strip() for t in settings.dicom_calling_aets.split(",") if t.strip())
     dicom = DicomListener(DicomListenerConfig(ae_title=settings.dicom_aet, host=settings.host, port=settings.dicom_port,
-                                              accepted_calling_ae_titles=titles), runtime.dicom.store)
+                                              accepted_calling_ae_titles=titles),
+                          runtime.dicom.store, runtime.dicom.mpps)
     mllp = MllpServer(_hl7_receiver(runtime), settings.host, settings.mllp_port)
     dicom_port = dicom.start()
     mllp_port = await mllp.start()
@@ -201,15 +210,12 @@ def remap(data_dir: DataDir = DEFAULT_DATA_DIR, store: StoreUrl = "") -> None:
         console.print(f"  {key}: {n} resources updated")
 
 
-def read_dicom_file_bytes(key: str, data: bytes):  # type: ignore[no-untyped-def]
-    """An archived Part 10 object as a ReceivedObject (through a temporary file, as an import would)."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".dcm") as tmp:
-        tmp.write(data)
-        tmp.flush()
-        item = read_dicom_file(Path(tmp.name))
-    return None if isinstance(item, SkippedInput) else item
+def read_dicom_file_bytes(key: str, data: bytes) -> ReceivedObject | None:
+    """An archived Part 10 object as a ReceivedObject (None if it cannot be read as one)."""
+    try:
+        return read_dicom_bytes(data)
+    except NotImportable:
+        return None
 
 
 @quarantine_app.command("list")

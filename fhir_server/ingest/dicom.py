@@ -30,7 +30,16 @@ from fhir_server.bundle import BundleProcessor
 from fhir_server.errors import FhirError
 from fhir_server.ingest.reconcile import Reconciler
 from fhir_server.service import FhirService, now_instant
-from integrations.dicom import ReceivedObject, StoreOutcome, StoreStatus
+from integrations.dicom import (
+    MppsMessage,
+    MppsOperation,
+    MppsOutcome,
+    MppsStatus,
+    ReceivedObject,
+    StoreOutcome,
+    StoreStatus,
+    check_header,
+)
 from mappings.rdsr import (
     DatasetKind,
     MappingOptions,
@@ -105,6 +114,9 @@ class DicomPipeline:
         if not new and not force and not quarantined:
             return IngestResult(Disposition.DUPLICATE, StoreOutcome.success("already archived and mapped"),
                                 "same object received before")
+        broken = check_header(obj)  # truncated streams and UID mismatches, which pydicom does not notice
+        if broken is not None:
+            return self._reject(obj, record.sha256, now, broken.status, broken.reason)
         return self._map_and_commit(obj, record.sha256, now)
 
     def _reject(self, obj: ReceivedObject, sha: str, now: str, status: StoreStatus, reason: str) -> IngestResult:
@@ -163,6 +175,25 @@ class DicomPipeline:
                 except Exception:  # evaluation must never lose a committed dose report
                     log.exception("evaluation of ImagingStudy/%s failed", study_id)
         return IngestResult(disposition, StoreOutcome.success(), "", study_id, changed, mapped.warnings)
+
+
+    # -- MPPS -----------------------------------------------------------------------------------
+    def mpps(self, message: MppsMessage) -> MppsOutcome:
+        """MPPS N-CREATE/N-SET callback: each message archived verbatim (kind ``mpps``).
+
+        The performed procedure step is kept so that a study whose modality sends no dose report still
+        has its record of what was performed; dose values are taken from RDSRs and image headers.
+        """
+        key = f"{message.sop_instance_uid}/{message.operation.value}"
+        try:
+            self.archive.put("mpps", key, message.part10, now_instant())
+        except OSError as exc:
+            return MppsOutcome(MppsStatus.RESOURCE_LIMITATION, f"archive write failed: {exc}")
+        if message.operation is MppsOperation.N_SET and not self.archive.versions(
+                "mpps", f"{message.sop_instance_uid}/{MppsOperation.N_CREATE.value}"):
+            return MppsOutcome(MppsStatus.NO_SUCH_OBJECT_INSTANCE,
+                               f"N-SET for unknown MPPS instance {message.sop_instance_uid}")
+        return MppsOutcome.success()
 
 
 def _merge_study(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:

@@ -175,3 +175,33 @@ def test_dicom_listener_answers_echo(server: RunningServer) -> None:
     result = subprocess.run([echoscu, "-aec", "DACS", "127.0.0.1", str(server.ports["DICOM"])],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_mpps_is_accepted_and_archived(server: RunningServer) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE
+    from pynetdicom.sop_class import ModalityPerformedProcedureStep
+
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ModalityPerformedProcedureStep)
+    assoc = ae.associate("127.0.0.1", server.ports["DICOM"], ae_title="DACS")
+    assert assoc.is_established
+    try:
+        uid = generate_uid()
+        create = Dataset()
+        create.PatientID = "MPPS-1"
+        create.PerformedProcedureStepStatus = "IN PROGRESS"
+        create.Modality = "CT"
+        status, _ = assoc.send_n_create(create, ModalityPerformedProcedureStep, uid)
+        assert status.Status == 0x0000
+        done = Dataset()
+        done.PerformedProcedureStepStatus = "COMPLETED"
+        status, _ = assoc.send_n_set(done, ModalityPerformedProcedureStep, uid)
+        assert status.Status == 0x0000
+        status, _ = assoc.send_n_set(done, ModalityPerformedProcedureStep, generate_uid())
+        assert status.Status == 0x0112  # no such MPPS instance
+    finally:
+        assoc.release()
+    archived = list((server.data_dir / "archive" / "mpps").rglob(f"{uid.replace('.', '.')}*"))
+    assert len(archived) == 2
