@@ -203,5 +203,5 @@ def test_mpps_is_accepted_and_archived(server: RunningServer) -> None:
         assert status.Status == 0x0112  # no such MPPS instance
     finally:
         assoc.release()
-    archived = list((server.data_dir / "archive" / "mpps").rglob(f"{uid.replace('.', '.')}*"))
+    archived = list((server.data_dir / "archive" / "mpps").rglob(f"{uid}*"))
     assert len(archived) == 2
