@@ -22,7 +22,7 @@ import orjson
 from fhir_server.errors import FhirError, PreconditionFailed
 from fhir_server.service import FhirService, apply_json_patch, now_instant
 from fhir_server.storage.base import StoredResource, Write
-from fhir_server.validation import ID_RE
+from fhir_server.validation import ID_RE, validate_resource
 
 # transform(full_url, stored resource or None, incoming resource) -> resource to write. Lets an
 # ingest pipeline merge an update into what is stored (HL7 v2 "empty field = keep") inside the
@@ -49,6 +49,7 @@ class _Entry:
     status: int = 200
     stored: StoredResource | None = None
     write: Write | None = None
+    validated: bool = False
     response: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,6 +118,16 @@ class BundleProcessor:
     # -- transaction ---------------------------------------------------------------------------
     def transaction(self, raw_entries: list[Any]) -> list[_Entry]:
         entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
+        # Validation is pure and the costliest step: done before taking the write lock, so that other
+        # writers (other associations, connections) are not held up by it.
+        for e in entries:
+            if e.method in ("POST", "PUT") and isinstance(e.resource, dict):
+                try:
+                    validate_resource(e.resource, e.type)
+                except FhirError as exc:
+                    exc.diagnostics = f"Bundle.entry[{e.index}] ({e.method} {e.url}): {exc.diagnostics}"
+                    raise
+                e.validated = True
         with self.service.store.lock:
             now = now_instant()
             self._assign_ids(entries)
@@ -209,7 +220,7 @@ class BundleProcessor:
                 return None
             if not isinstance(e.resource, dict):
                 raise FhirError("POST entry has no resource")
-            return service.prepare(e.type, e.target_id or "", e.resource, "POST", None, now)
+            return service.prepare(e.type, e.target_id or "", e.resource, "POST", None, now, validated=e.validated)
         if e.target_id is None:  # conditional DELETE with no match
             e.status = 204
             return None
@@ -238,7 +249,8 @@ class BundleProcessor:
         if live and service.unchanged(current, resource):
             e.stored = current  # no-op update: no new version
             return None
-        return service.prepare(e.type, e.target_id, resource, "PUT", current, now)
+        return service.prepare(e.type, e.target_id, resource, "PUT", current, now,
+                               validated=e.validated and resource is e.resource)
 
     def _read(self, e: _Entry) -> None:
         if e.id is not None:

@@ -204,8 +204,12 @@ class FhirService:
 
     # -- writes --------------------------------------------------------------------------------
     def prepare(self, type_: str, id_: str, resource: dict[str, Any], method: str,
-                current: StoredResource | None, now: str) -> Write:
-        """Validate ``resource`` and build the Write that makes it the next version of ``type_/id_``."""
+                current: StoredResource | None, now: str, *, validated: bool = False) -> Write:
+        """Validate ``resource`` and build the Write that makes it the next version of ``type_/id_``.
+
+        ``validated``: the caller already validated this content (before taking the write lock) and
+        changed nothing since but references resolved to ``Type/id``; it is not validated twice.
+        """
         resource = dict(resource)
         resource["id"] = id_
         version = 1 if current is None else current.version + 1
@@ -213,7 +217,8 @@ class FhirService:
         meta["versionId"] = str(version)
         meta["lastUpdated"] = now
         resource["meta"] = meta
-        validate_resource(resource, type_)
+        if not validated:
+            validate_resource(resource, type_)
         return Write(type_, id_, version, now, method, resource, orjson.dumps(resource),
                      index_entries(resource), None if current is None else current.version)
 

@@ -67,6 +67,10 @@ class Archive(ABC):
     def quarantined(self, kind: str | None = None) -> list[QuarantineEntry]:
         """Flagged objects, oldest first."""
 
+    @abstractmethod
+    def is_quarantined(self, kind: str, key: str) -> bool:
+        """Whether one object is flagged (cheap: checked on every receipt)."""
+
 
 def open_archive(store: Store, data_dir: Path) -> Archive:
     """Files under the data directory for SQLite; GridFS-layout collections for MongoDB."""

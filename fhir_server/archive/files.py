@@ -114,6 +114,9 @@ class FileArchive(Archive):
                    "since": entry.since or datetime.now(UTC).isoformat()}
         _write_atomic(self._quarantine_path(entry.kind, entry.key), json.dumps(payload).encode())
 
+    def is_quarantined(self, kind: str, key: str) -> bool:
+        return self._quarantine_path(kind, key).exists()
+
     def release(self, kind: str, key: str) -> None:
         path = self._quarantine_path(kind, key)
         if path.exists():

@@ -78,6 +78,9 @@ class GridFsArchive(Archive):
             {"kind": entry.kind, "key": entry.key, "sha256": entry.sha256, "reason": entry.reason,
              "since": entry.since}, upsert=True)
 
+    def is_quarantined(self, kind: str, key: str) -> bool:
+        return self.db["archive_quarantine"].find_one({"kind": kind, "key": key}, {"_id": 1}) is not None
+
     def release(self, kind: str, key: str) -> None:
         self.db["archive_quarantine"].delete_one({"kind": kind, "key": key})
 

@@ -110,7 +110,7 @@ class DicomPipeline:
         except OSError as exc:
             return IngestResult(Disposition.REJECTED, StoreOutcome(StoreStatus.OUT_OF_RESOURCES,
                                                                    f"archive write failed: {exc}"), str(exc))
-        quarantined = any(q.key == obj.sop_instance_uid for q in self.archive.quarantined("dicom"))
+        quarantined = self.archive.is_quarantined("dicom", obj.sop_instance_uid)
         if not new and not force and not quarantined:
             return IngestResult(Disposition.DUPLICATE, StoreOutcome.success("already archived and mapped"),
                                 "same object received before")

@@ -17,7 +17,8 @@ uri        —                uri             —                      —
 composite  1st: system      1st: code       2nd: code / text       2nd: value range
 =========  ===============  ==============  =====================  ===================
 
-Quantities with a UCUM unit get a second entry under ``<param>$canonical`` in the canonical unit,
+Quantities with a UCUM unit other than the canonical one of their kind get a second entry under
+``<param>$canonical`` in the canonical unit,
 and references with an identifier one under ``<param>:identifier``, so that unit-aware and
 ``:identifier`` searches are plain index look-ups.
 """
@@ -110,7 +111,7 @@ def _quantities(p: str, value: Any) -> Iterator[IndexEntry]:
     yield IndexEntry(p, s=system, k=code, lo=number, hi=number)
     if system == UCUM and code:
         canonical = canonical_quantity(number, code)
-        if canonical is not None:
+        if canonical is not None and canonical[1] != code:  # already canonical: the entry above serves
             yield IndexEntry(p + "$canonical", s=UCUM, k=canonical[1], lo=canonical[0], hi=canonical[0])
 
 
@@ -167,7 +168,7 @@ def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
     out: list[IndexEntry] = []
     present = top_level_names(resource)
     for param in params_for(resource["resourceType"]).values():
-        if param.type == "special":
+        if param.type == "special" or param.union_of:
             continue
         roots = param.evaluate.roots  # type: ignore[attr-defined]
         if roots is not None and roots.isdisjoint(present):

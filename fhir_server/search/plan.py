@@ -14,6 +14,7 @@ from collections.abc import Callable
 from fhir_server.errors import FhirError, TooCostly
 from fhir_server.search.filters import (
     AllConds,
+    And,
     AnyConds,
     Cond,
     CondExpr,
@@ -26,7 +27,7 @@ from fhir_server.search.filters import (
     any_of,
 )
 from fhir_server.search.index import UCUM
-from fhir_server.search.registry import SearchParam
+from fhir_server.search.registry import SearchParam, params_for
 from fhir_server.search.request import ChainClause, Clause, ParamClause, split_escaped, unescape
 from fhir_server.search.units import canonical_quantity
 from fhir_server.search.values import BadValue, date_range, normalise_string, number_range
@@ -165,9 +166,10 @@ def _quantity_match(p: str, value: str) -> Match:
             converted = None
         if converted is not None:
             scale = converted[0] / float(number) if float(number) else 1.0
-            # keep the implied precision of the search value through the conversion
-            rng = _number_cond(prefix, number)
-            return Match(p + "$canonical", all_of(Cond("k", "eq", converted[1]), _scale(rng, scale)))
+            # keep the implied precision of the search value through the conversion; values stored in
+            # the canonical unit have no $canonical entry of their own
+            cond = all_of(Cond("k", "eq", converted[1]), _scale(_number_cond(prefix, number), scale))
+            return any_of([Match(p + "$canonical", cond), Match(p, all_of(Cond("s", "eq", UCUM), cond))])
     return Match(p, all_of(Cond("s", "eq", system) if system else None,
                            Cond("k", "eq", code) if code else None, _number_cond(prefix, number)))
 
@@ -222,6 +224,14 @@ def _value_filter(param: SearchParam, modifier: str | None, value: str, base_url
 
 def plan_clause(clause: Clause, resolve: Resolver, *, base_url: str = "", max_matches: int = 10000) -> Filter:
     """The filter for one clause (its values OR-ed)."""
+    if isinstance(clause, ParamClause) and clause.param.union_of:
+        params = params_for(clause.param.resource_type)
+        parts = [plan_clause(ParamClause(params[code], clause.modifier, clause.values), resolve, base_url=base_url,
+                             max_matches=max_matches) for code in clause.param.union_of]
+        absent = clause.modifier == "not" or (clause.modifier == "missing" and clause.values == ("true",))
+        if absent:
+            return And(tuple(parts))  # none of the parts has it
+        return any_of(parts)
     if isinstance(clause, ParamClause):
         if clause.modifier == "missing":
             if len(clause.values) != 1 or clause.values[0] not in ("true", "false"):

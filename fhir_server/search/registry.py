@@ -26,6 +26,19 @@ class Component:
     evaluate: Evaluator
 
 
+# Parameters defined as the union of two others (FHIR R4 Observation "combo-*": the observation's own
+# value and its components'). They are not indexed separately; a search on one is the OR of the
+# search on its parts, which halves the index of component-heavy dose Observations.
+UNIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("Observation", "combo-code"): ("code", "component-code"),
+    ("Observation", "combo-data-absent-reason"): ("data-absent-reason", "component-data-absent-reason"),
+    ("Observation", "combo-value-concept"): ("value-concept", "component-value-concept"),
+    ("Observation", "combo-value-quantity"): ("value-quantity", "component-value-quantity"),
+    ("Observation", "combo-code-value-concept"): ("code-value-concept", "component-code-value-concept"),
+    ("Observation", "combo-code-value-quantity"): ("code-value-quantity", "component-code-value-quantity"),
+}
+
+
 @dataclass(frozen=True)
 class SearchParam:
     """A search parameter as it applies to one resource type."""
@@ -38,6 +51,7 @@ class SearchParam:
     evaluate: Evaluator
     targets: tuple[str, ...] = ()
     components: tuple[Component, ...] = ()
+    union_of: tuple[str, ...] = ()  # see UNIONS: searched through these, not indexed itself
 
 
 @cache
@@ -76,7 +90,7 @@ def params_for(resource_type: str) -> dict[str, SearchParam]:
         out[d["code"]] = SearchParam(
             code=d["code"], type=d["type"], resource_type=resource_type, url=d["url"],
             expression=expression, evaluate=evaluate, targets=tuple(d.get("target", [])),
-            components=components,
+            components=components, union_of=UNIONS.get((resource_type, d["code"]), ()),
         )
     return out
 

@@ -220,7 +220,9 @@ def parse_search(resource_type: str, query: list[tuple[str, str]], *, lenient: b
                     param = params.get(code)
                     if param is None or param.type in ("composite", "special"):
                         raise FhirError(f"cannot sort {resource_type} by {code!r}")
-                    sort.append(SortKey(code, param.type, descending))
+                    if param.union_of:  # not indexed itself: sort by its first part
+                        param = params[param.union_of[0]]
+                    sort.append(SortKey(param.code, param.type, descending))
             elif name.startswith("_include") or name.startswith("_revinclude"):
                 rev = name.startswith("_revinclude")
                 iterate = name.endswith((":iterate", ":recurse"))

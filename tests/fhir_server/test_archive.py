@@ -39,5 +39,6 @@ def test_quarantine_lists_and_releases(archive: Archive) -> None:
     archive.quarantine(QuarantineEntry("hl7", "m1", "def", "unsupported", "2026-01-01T00:00:03Z"))
     assert [e.reason for e in archive.quarantined("dicom")] == ["still no dose content"]
     assert len(archive.quarantined()) == 2
+    assert archive.is_quarantined("dicom", "9.9") and not archive.is_quarantined("dicom", "1.1")
     archive.release("dicom", "9.9")
     assert archive.quarantined("dicom") == []

@@ -282,6 +282,16 @@ def test_quantity_and_number_search(data: FhirService) -> None:
     assert ids(data, "Observation", "value-quantity=72") == {"o4"}
 
 
+def test_combo_parameters_cover_value_and_components(data: FhirService) -> None:
+    assert ids(data, "Observation", "combo-code=113813") == {"o1", "o2", "o3"}  # a component code
+    assert ids(data, "Observation", "combo-code=8867-4") == {"o4"}  # the observation's own code
+    assert ids(data, "Observation", "combo-value-quantity=72") == {"o4"}
+    assert ids(data, "Observation", f"combo-value-quantity=gt1|{UCUM}|Gy.cm") == {"o2"}
+    assert ids(data, "Observation", "combo-code-value-quantity=113813$lt400") == {"o1", "o3"}
+    assert ids(data, "Observation", "combo-code:not=113813") == {"o4"}
+    assert ids(data, "Observation", "combo-code:missing=false") == {"o1", "o2", "o3", "o4"}
+
+
 def test_composite_search(data: FhirService) -> None:
     assert ids(data, "Observation", f"component-code-value-quantity={DCM}|113813$gt1000") == {"o2"}
     assert ids(data, "Observation", "component-code-value-quantity=113813$lt400") == {"o1", "o3"}
