@@ -153,7 +153,7 @@ def _uri_match(p: str, modifier: str | None, value: str) -> Match:
     return Match(p, Cond("k", "eq", text))
 
 
-def _quantity_match(p: str, value: str) -> Match:
+def _quantity_match(p: str, value: str) -> Filter:
     parts = split_escaped(value, "|")
     if len(parts) not in (1, 3):
         raise FhirError(f"invalid quantity {value!r}: expected [prefix]number[|system|code]")
@@ -161,11 +161,11 @@ def _quantity_match(p: str, value: str) -> Match:
     system, code = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
     if system == UCUM and code:
         try:
-            converted = canonical_quantity(float(number), code)
+            converted = canonical_quantity(1.0, code)  # the unit's factor (dose units are not affine)
         except ValueError:
             converted = None
         if converted is not None:
-            scale = converted[0] / float(number) if float(number) else 1.0
+            scale = converted[0]
             # keep the implied precision of the search value through the conversion; values stored in
             # the canonical unit have no $canonical entry of their own
             cond = all_of(Cond("k", "eq", converted[1]), _scale(_number_cond(prefix, number), scale))
