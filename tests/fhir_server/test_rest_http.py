@@ -113,6 +113,16 @@ def test_conditional_create_header_and_query(http: httpx.Client) -> None:
     assert http.get(f"/Patient?{criteria}").json()["total"] == 0
 
 
+def test_conflict_is_409(http: httpx.Client) -> None:
+    taken = http.post("/Patient", json=new_patient("Taken")).json()
+    body = new_patient("Other")
+    ident = body["identifier"][0]
+    # the criteria match nothing, but the id the client gives belongs to a resource that does not match
+    r = http.put(f"/Patient?identifier={ident['system']}|{ident['value']}", json={**body, "id": taken["id"]})
+    assert r.status_code == 409
+    outcome_of(r)
+
+
 def test_patch_json_patch_and_merge(http: httpx.Client) -> None:
     pid = http.post("/Patient", json=new_patient("Patch")).json()["id"]
     r = http.patch(f"/Patient/{pid}", content=b'[{"op":"add","path":"/gender","value":"female"}]',
