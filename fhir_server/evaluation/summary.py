@@ -1,8 +1,9 @@
 """``Patient/$dose-summary``: a patient's examinations, totals and open alerts over a period.
 
-Built for speed on long histories: three index searches (the patient's ImagingStudies, their dose
-summaries and evaluation records, the patient's DetectedIssues), each result read once from its
-stored JSON (no model validation). Per exam, the effective dose is the evaluation record's (method as
+Built for speed on long histories: index searches for the patient's ImagingStudies, their evaluation
+records and the patient's open DetectedIssues (plus the dose summaries of studies not evaluated yet),
+each result read once from its stored JSON (no model validation); one code per search, which the
+stores answer from the index. Per exam, the effective dose is the evaluation record's (method as
 recorded there); an exam not evaluated yet falls back to the effective dose its report recorded
 (DICOM 113814), else it counts as "without effective dose" and the method says so.
 
@@ -11,8 +12,10 @@ Units of the totals: effective dose mSv, DLP mGy.cm, DAP Gy.cm2, CTDIvol and Ka,
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +26,8 @@ from fhir_server.errors import FhirError, NotFound
 from fhir_server.evaluation import resources as fhir
 from fhir_server.evaluation.evaluator import OPEN_STATUSES, SEARCH_LIMIT
 from fhir_server.evaluation.records import (
-    EVALUATION_SYSTEM,
     codings,
     dcm_components,
-    has_code,
-    is_summary,
     quantity_of,
     reference_id,
     study_modality,
@@ -36,14 +36,15 @@ from fhir_server.evaluation.rules import RECORDED, parse_when
 from fhir_server.search.request import parse_search
 from fhir_server.search.values import BadValue, date_range
 from fhir_server.service import FhirService
-from terminology.codes import DCM, LOINC
+from terminology.codes import DCM, LOINC, UCUM
 from terminology.errors import TerminologyError
-from terminology.ucum import Quantity
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # (parameter name, ExamRow attribute, unit) of the per-modality totals
 _TOTALS = (("effective-dose", "effective", "mSv"), ("dlp", "dlp", "mGy.cm"), ("dap", "dap", "Gy.cm2"),
            ("ka-r", "ka_r", "mGy"))
+# Up to this many unevaluated studies are looked up one by one; more: one search of all summaries.
+_PER_STUDY_LOOKUPS = 20
 # (ExamRow attribute, DICOM code in the IG dose summary, unit of the summary)
 _SUMMARY_VALUES = (("dlp", "113813", "mGy.cm"), ("dap", "113722", "Gy.cm2"), ("ka_r", "113725", "mGy"))
 
@@ -65,16 +66,28 @@ class ExamRow:
     method: str | None = None
 
 
+def _in_unit(value: Mapping[str, Any] | None, unit: str) -> float | None:
+    """A FHIR Quantity's value in ``unit`` (fast path when it is stored in that unit already)."""
+    if not value:
+        return None
+    number = value.get("value")
+    if value.get("code") == unit and isinstance(number, int | float):
+        return float(number)
+    q = quantity_of(value)
+    if q is None:
+        return None
+    try:
+        return q.value_in(unit)
+    except TerminologyError:
+        return None
+
+
 def _value(comps: Mapping[str, list[dict[str, Any]]], code: str, unit: str) -> float | None:
     total = None
     for comp in comps.get(code, ()):
-        q = quantity_of(comp.get("valueQuantity"))
-        if q is None:
-            continue
-        try:
-            total = (total or 0.0) + q.value_in(unit)
-        except TerminologyError:
-            continue
+        v = _in_unit(comp.get("valueQuantity"), unit)
+        if v is not None:
+            total = (total or 0.0) + v
     return total
 
 
@@ -106,7 +119,7 @@ def _in_period(when: str | None, lo: float | None, hi: float | None) -> bool:
 
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
-    return fhir.quantity(Quantity(value, unit), digits=4)
+    return {"value": round(value, 4), "unit": unit, "system": UCUM, "code": unit}
 
 
 def _search(service: FhirService, type_: str, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -125,21 +138,26 @@ def collect_rows(service: FhirService, patient_id: str, start: str | None = None
         if study.get("status") == "entered-in-error":
             continue
         rows[study["id"]] = ExamRow(study["id"], study.get("started"), study_modality(study), study.get("description"))
-    recorded: dict[str, float] = {}
-    summaries: dict[str, list[dict[str, Any]]] = {}
     records: dict[str, dict[str, Any]] = {}
-    codes = f"{LOINC}|73569-6,{DCM}|113839"
-    for obs in _search(service, "Observation", [("subject", subject), ("code", codes)]):
-        if obs.get("status") == "entered-in-error":
-            continue
-        study_id = next((s for p in obs.get("partOf") or () if (s := reference_id(p, "ImagingStudy"))), None)
-        if study_id is None or study_id not in rows:
-            continue
-        if is_summary(obs):
-            summaries.setdefault(study_id, []).append(obs)
-        elif any(i.get("system") == EVALUATION_SYSTEM for i in obs.get("identifier") or ()) and has_code(
-                obs.get("code"), DCM, "113839"):
+    record_ids = {fhir.resource_id("Observation", fhir.identifier_value(s, "effective-dose")): s for s in rows}
+    for stored in service.store.read_many("Observation", list(record_ids)):
+        obs = orjson.loads(stored.body or b"{}")
+        study_id = record_ids[stored.id]
+        if obs.get("status") != "entered-in-error" and _study_of(obs) == study_id:
             records[study_id] = obs
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    missing = [s for s in rows if s not in records]
+    if missing:  # studies not evaluated (yet): read their dose summaries
+        if len(missing) <= _PER_STUDY_LOOKUPS:
+            found = [o for s in missing for o in _search(service, "Observation", [
+                ("part-of", f"ImagingStudy/{s}"), ("code", f"{LOINC}|73569-6")])]
+        else:
+            found = _search(service, "Observation", [("subject", subject), ("code", f"{LOINC}|73569-6")])
+        for obs in found:
+            study_id = _study_of(obs)
+            if study_id in rows and study_id not in records and obs.get("status") != "entered-in-error":
+                summaries.setdefault(study_id, []).append(obs)
+    recorded: dict[str, float] = {}
     for study_id, row in rows.items():
         record = records.get(study_id)
         if record is not None:
@@ -163,20 +181,28 @@ def collect_rows(service: FhirService, patient_id: str, start: str | None = None
     return out
 
 
+def _study_of(observation: Mapping[str, Any]) -> str | None:
+    return next((s for p in observation.get("partOf") or () if (s := reference_id(p, "ImagingStudy"))), None)
+
+
+_RECORD_VALUES = {"113813": ("dlp", "mGy.cm"), "113830": ("ctdivol", "mGy"), "113722": ("dap", "Gy.cm2"),
+                  "113725": ("ka_r", "mGy")}
+
+
 def _from_record(row: ExamRow, record: Mapping[str, Any]) -> None:
-    comps = dcm_components(record)
-    row.dlp = _value(comps, "113813", "mGy.cm")
-    row.ctdivol = _value(comps, "113830", "mGy")
-    row.dap = _value(comps, "113722", "Gy.cm2")
-    row.ka_r = _value(comps, "113725", "mGy")
-    e = quantity_of(record.get("valueQuantity"))
-    if e is not None:
-        row.effective = e.value_in("mSv")
-        row.method = _method_label(record.get("method"))
+    """Fill a row from the exam's evaluation record (the values are stored in the units of the row)."""
     for comp in record.get("component") or ():
-        if has_code(comp.get("code"), fhir.COMPONENT_SYSTEM, "standard-procedure"):
-            coding = next(iter((comp.get("valueCodeableConcept") or {}).get("coding") or ()), None)
-            row.standard_procedure = coding
+        coding = (comp.get("code") or {}).get("coding") or ({},)
+        system, code = coding[0].get("system"), coding[0].get("code")
+        if system == DCM and code in _RECORD_VALUES:
+            attr, unit = _RECORD_VALUES[code]
+            setattr(row, attr, _in_unit(comp.get("valueQuantity"), unit))
+        elif system == fhir.COMPONENT_SYSTEM and code == "standard-procedure":
+            row.standard_procedure = next(iter((comp.get("valueCodeableConcept") or {}).get("coding") or ()), None)
+    e = _in_unit(record.get("valueQuantity"), "mSv")
+    if e is not None:
+        row.effective = e
+        row.method = _method_label(record.get("method"))
     if row.date is None:
         row.date = record.get("effectiveDateTime")
 
@@ -191,6 +217,23 @@ def _part(name: str, **value: Any) -> dict[str, Any]:
     return {"name": name, **value}
 
 
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one summary.
+
+    A long history allocates tens of thousands of short-lived dicts; in a server process whose heap holds
+    the FHIR model classes, a collection triggered in the middle costs more than the summary itself (about
+    half of its time at 500 exams). Reference counting still frees everything; collection resumes after.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def dose_summary(service: FhirService, patient_id: str, start: str | None = None,
                  end: str | None = None) -> dict[str, Any]:
     """The ``$dose-summary`` Parameters for ``Patient/<patient_id>`` over ``[start, end]``.
@@ -200,6 +243,11 @@ def dose_summary(service: FhirService, patient_id: str, start: str | None = None
     NotFound
         If the patient is not stored.
     """
+    with _collection_paused():
+        return _dose_summary(service, patient_id, start, end)
+
+
+def _dose_summary(service: FhirService, patient_id: str, start: str | None, end: str | None) -> dict[str, Any]:
     stored = service.store.read("Patient", patient_id)
     if stored is None or stored.deleted:
         raise NotFound(f"Patient/{patient_id} is not known")
