@@ -241,18 +241,19 @@ class SQLiteStore(Store):
         where, args = compile_where(type_, filter_)
         conn = self._reader
         rows: list = []
+        matched = None
         if count > 0:
             order_args: list = []
             order = compile_order(type_, sort, order_args)
+            # the total comes with the page (a window count over the rows the sort sees anyway)
+            counted = ", COUNT(*) OVER ()" if total else ""
             rows = conn.execute(
-                f'SELECT r.id, r.version, r.last_updated, r.body FROM "res_{type_}" r WHERE {where}{order} '
+                f'SELECT r.id, r.version, r.last_updated, r.body{counted} FROM "res_{type_}" r WHERE {where}{order} '
                 "LIMIT ? OFFSET ?", [*args, *order_args, count, offset]).fetchall()
-        matched = None
-        if total:
-            if 0 < len(rows) < count or (offset == 0 and count > 0 and len(rows) < count):
-                matched = offset + len(rows)  # the last page tells the total: no second query
-            else:
-                matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]
+            if total and rows:
+                matched = rows[0][4]
+        if total and matched is None:
+            matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]
         return Page([StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows], matched)
 
     def commit(self, writes: list[Write]) -> None:
