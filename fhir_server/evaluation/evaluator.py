@@ -283,11 +283,13 @@ class DoseEvaluator:
         outcomes: list[IssueOutcome] = []
         issue_ids: list[str] = []
         for finding in ev.findings:
-            old = existing_issues.get(finding.key)
-            identified = old.get("identifiedDateTime") if old and old.get("status") != WITHDRAWN else None
+            old_issue = existing_issues.get(finding.key)
+            identified = None
+            if old_issue is not None and old_issue.get("status") != WITHDRAWN:
+                identified = old_issue.get("identifiedDateTime")
             issue = fhir.detected_issue(ev, finding, record_ids, identified or now)
             issue["id"] = self._id_for("DetectedIssue", sid, finding.key, existing_issues)
-            action = self._put(entries, "DetectedIssue", sid, finding.key, issue, old)
+            action = self._put(entries, "DetectedIssue", sid, finding.key, issue, old_issue)
             outcomes.append(IssueOutcome(finding.key, issue["id"], action, finding.code, finding.severity,
                                          finding.text))
             issue_ids.append(issue["id"])

@@ -335,8 +335,10 @@ def parse_exam(study: Mapping[str, Any], observations: Sequence[Mapping[str, Any
     dose_rp_total = _sum(_first_quantity(c, DOSE_RP_TOTAL) for c in summary_comps) or _sum(
         e.dose_rp for e in events)
     agd = _max(quantity_of(comp.get("valueQuantity")) for c in summary_comps for comp in c.get(ACCUMULATED_AGD, ()))
+    # organ doses of the whole exam: the summaries' when they give any, else the events' added up
     organs: dict[str, Quantity] = {}
-    for source in (*summaries, *(o for o in observations if is_event(o))):
+    sources = [o for o in summaries if _organ_doses(o)] or [o for o in observations if is_event(o)]
+    for source in sources:
         for tissue, q in _organ_doses(source):
             organs[tissue] = q if tissue not in organs else _sum((organs[tissue], q)) or q
     started = study.get("started")

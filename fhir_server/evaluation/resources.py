@@ -9,9 +9,10 @@ Observation shapes (``<key>`` in brackets):
 
 * ``[effective-dose]`` (always): code DCM 113839 *Effective Dose*, value in mSv or ``dataAbsentReason``
   with the reason, ``method`` the calculation method, components: standard procedure, body region,
-  modality, age at the exam (LOINC 30525-0), the exam's DLP / highest CTDIvol / DAP / Ka,r / AGD and the
-  coefficients used. It is the exam's evaluation record, which later evaluations and ``$dose-summary``
-  read; unmapped exams have the standard-procedure component absent with the reason.
+  modality, study description (what a physicist maps an unmapped exam from), age at the exam (LOINC
+  30525-0), the exam's DLP / highest CTDIvol / DAP / Ka,r / AGD and the coefficients used. It is the
+  exam's evaluation record, which later evaluations and ``$dose-summary`` read; unmapped exams have the
+  standard-procedure component absent with the reason.
 * ``[drl-comparison]`` and ``[threshold-comparison]``: one component per comparison, ``referenceRange``
   the level, ``interpretation`` H (exceeded / reached) or N.
 * ``[ssde/<event id>]``: code DCM 113930, per CT acquisition with a patient diameter.
@@ -147,6 +148,9 @@ def effective_dose_record(ev: ExamEvaluation, ref: ReferenceData) -> dict[str, A
     if exam.modality:
         comps.append(_component(COMPONENT_SYSTEM, "modality", "Modality",
                                 valueCodeableConcept={"coding": [_coding(DCM, exam.modality)]}))
+    if exam.description:
+        comps.append(_component(COMPONENT_SYSTEM, "study-description", "Study description",
+                                valueString=exam.description))
     if ev.age_years is not None:
         comps.append(_component(LOINC, "30525-0", "Age", valueQuantity=quantity(Quantity(ev.age_years, "a"),
                                                                                  digits=2)))

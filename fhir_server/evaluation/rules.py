@@ -398,7 +398,8 @@ def evaluate_cumulative(exam: ExamDose, effective: EffectiveDoseOutcome | None, 
     start = when - timedelta(days=window)
     inside = sorted((p for p in priors if p.effective_dose_msv is not None and start < p.when <= when),
                     key=lambda p: p.when)
-    exams = tuple((p.study_id, p.record_id, float(p.effective_dose_msv or 0.0)) for p in inside)
+    exams: tuple[tuple[str, str | None, float], ...] = tuple(
+        (p.study_id, p.record_id, float(p.effective_dose_msv or 0.0)) for p in inside)
     exams += ((exam.study_id, None, effective.value_msv),)
     total = sum(v for _, _, v in exams)
     threshold = policy.get("threshold")
@@ -432,10 +433,9 @@ def _fmt(q: Quantity) -> str:
     return f"{q.value:.4g} {q.unit}"
 
 
-def _findings(exam: ExamDose, drls: Sequence[DrlResult], checks: Sequence[Checked],
-              cumulative: CumulativeDose | None, repeats: Sequence[PriorExam], mapping: ProtocolMapping,
-              ) -> list[Finding]:
-    out: list[Finding] = []
+def _drl_findings(drls: Sequence[DrlResult]) -> list[Finding]:
+    """One finding per quantity whose alerting (first applicable) DRL is exceeded."""
+    out = []
     for r in drls:
         c = r.comparison
         if not (r.primary and c.exceeded):
@@ -447,28 +447,41 @@ def _findings(exam: ExamDose, drls: Sequence[DrlResult], checks: Sequence[Checke
         out.append(Finding(f"drl-exceeded/{slug(c.quantity)}", "drl-exceeded", SEVERITY["drl-exceeded"], text,
                            f"{c.drl_set}/{c.exam}/{c.quantity}", tuple(i for i in (r.evidence_id,) if i),
                            "drl-comparison", reference_url=dset.url))
+    return out
+
+
+def _threshold_findings(checks: Sequence[Checked]) -> list[Finding]:
+    """One finding per threshold reached (per series for series-level values, else per exam: the highest)."""
     exceeded: dict[str, Checked] = {}
-    for ch in checks:  # an exam-level alert recorded on several acquisitions is one finding: the highest
-        c = ch.check
-        if not c.exceeded:
+    for ch in checks:
+        t = ch.check
+        if not t.exceeded:
             continue
-        key = f"{c.finding}/{slug(c.threshold_ref)}"
-        if c.scope == "series" and ch.evidence_id:
+        key = f"{t.finding}/{slug(t.threshold_ref)}"
+        if t.scope == "series" and ch.evidence_id:
             key += f"/{ch.evidence_id}"
-        if key not in exceeded or c.ratio > exceeded[key].check.ratio:
+        if key not in exceeded or t.ratio > exceeded[key].check.ratio:
             exceeded[key] = ch
+    out = []
     for key, ch in exceeded.items():
-        c = ch.check
-        source = c.coefficients[0].source
-        scope = f"over {c.window_days} days" if c.window_days else f"per {c.scope}"
-        text = (f"{c.quantity} {_fmt(c.value)} reached the {c.level} level {_fmt(c.threshold)} {scope} "
-                f"({ch.label}; {c.threshold_ref}: {source_text(source)})")
-        if c.action:
-            text += f". Action: {c.action}"
-        severity = SEVERITY.get(c.finding) if c.finding != "fluoro-threshold-exceeded" else None
-        out.append(Finding(key, c.finding, severity or _LEVEL_SEVERITY.get(c.level, "moderate"), text,
-                           c.threshold_ref, tuple(i for i in (ch.evidence_id,) if i), "threshold-comparison",
+        t = ch.check
+        source = t.coefficients[0].source
+        scope = f"over {t.window_days} days" if t.window_days else f"per {t.scope}"
+        text = (f"{t.quantity} {_fmt(t.value)} reached the {t.level} level {_fmt(t.threshold)} {scope} "
+                f"({ch.label}; {t.threshold_ref}: {source_text(source)})")
+        if t.action:
+            text += f". Action: {t.action}"
+        severity = SEVERITY.get(t.finding) if t.finding != "fluoro-threshold-exceeded" else None
+        out.append(Finding(key, t.finding, severity or _LEVEL_SEVERITY.get(t.level, "moderate"), text,
+                           t.threshold_ref, tuple(i for i in (ch.evidence_id,) if i), "threshold-comparison",
                            reference_url=source.url))
+    return out
+
+
+def _findings(exam: ExamDose, drls: Sequence[DrlResult], checks: Sequence[Checked],
+              cumulative: CumulativeDose | None, repeats: Sequence[PriorExam], mapping: ProtocolMapping,
+              ) -> list[Finding]:
+    out = _drl_findings(drls) + _threshold_findings(checks)
     if cumulative is not None and cumulative.exceeded and cumulative.threshold_msv is not None:
         text = (f"cumulative effective dose {cumulative.value_msv:.1f} mSv over {len(cumulative.exams)} exams in "
                 f"{cumulative.window_days:g} days reached {cumulative.threshold_msv:g} mSv (evaluation policy; "

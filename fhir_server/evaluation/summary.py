@@ -36,6 +36,7 @@ from fhir_server.evaluation.rules import RECORDED, parse_when
 from fhir_server.search.request import parse_search
 from fhir_server.search.values import BadValue, date_range
 from fhir_server.service import FhirService
+from fhir_server.storage.base import StoredResource
 from terminology.codes import DCM, LOINC, UCUM
 from terminology.errors import TerminologyError
 
@@ -122,10 +123,14 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": round(value, 4), "unit": unit, "system": UCUM, "code": unit}
 
 
-def _search(service: FhirService, type_: str, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def _stored(service: FhirService, type_: str, query: list[tuple[str, str]]) -> list[StoredResource]:
     request = parse_search(type_, query)
-    page = service.store.search(type_, service.plan(request), (), count=SEARCH_LIMIT, offset=0, total=False)
-    return [orjson.loads(r.body) for r in page.resources if r.body is not None]
+    return service.store.search(type_, service.plan(request), (), count=SEARCH_LIMIT, offset=0,
+                                total=False).resources
+
+
+def _search(service: FhirService, type_: str, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [orjson.loads(r.body) for r in _stored(service, type_, query) if r.body is not None]
 
 
 def collect_rows(service: FhirService, patient_id: str, start: str | None = None,
@@ -133,18 +138,23 @@ def collect_rows(service: FhirService, patient_id: str, start: str | None = None
     """The patient's examinations in the period, oldest first."""
     lo, hi = _bounds(start, end)
     subject = f"Patient/{patient_id}"
+    studies = {r.id: r for r in _stored(service, "ImagingStudy", [("subject", subject)])}
+    record_ids = {fhir.resource_id("Observation", fhir.identifier_value(s, "effective-dose")): s for s in studies}
     rows: dict[str, ExamRow] = {}
-    for study in _search(service, "ImagingStudy", [("subject", subject)]):
-        if study.get("status") == "entered-in-error":
-            continue
-        rows[study["id"]] = ExamRow(study["id"], study.get("started"), study_modality(study), study.get("description"))
     records: dict[str, dict[str, Any]] = {}
-    record_ids = {fhir.resource_id("Observation", fhir.identifier_value(s, "effective-dose")): s for s in rows}
     for stored in service.store.read_many("Observation", list(record_ids)):
         obs = orjson.loads(stored.body or b"{}")
         study_id = record_ids[stored.id]
         if obs.get("status") != "entered-in-error" and _study_of(obs) == study_id:
             records[study_id] = obs
+    for study_id, stored_study in studies.items():
+        record = records.get(study_id)
+        if record is not None:  # the evaluation record repeats what the summary needs of the study
+            rows[study_id] = ExamRow(study_id, record.get("effectiveDateTime"), None, None)
+            continue
+        study = orjson.loads(stored_study.body or b"{}")
+        if study.get("status") != "entered-in-error":
+            rows[study_id] = ExamRow(study_id, study.get("started"), study_modality(study), study.get("description"))
     summaries: dict[str, list[dict[str, Any]]] = {}
     missing = [s for s in rows if s not in records]
     if missing:  # studies not evaluated (yet): read their dose summaries
@@ -154,9 +164,9 @@ def collect_rows(service: FhirService, patient_id: str, start: str | None = None
         else:
             found = _search(service, "Observation", [("subject", subject), ("code", f"{LOINC}|73569-6")])
         for obs in found:
-            study_id = _study_of(obs)
-            if study_id in rows and study_id not in records and obs.get("status") != "entered-in-error":
-                summaries.setdefault(study_id, []).append(obs)
+            of = _study_of(obs)
+            if of is not None and of in rows and of not in records and obs.get("status") != "entered-in-error":
+                summaries.setdefault(of, []).append(obs)
     recorded: dict[str, float] = {}
     for study_id, row in rows.items():
         record = records.get(study_id)
@@ -192,13 +202,19 @@ _RECORD_VALUES = {"113813": ("dlp", "mGy.cm"), "113830": ("ctdivol", "mGy"), "11
 def _from_record(row: ExamRow, record: Mapping[str, Any]) -> None:
     """Fill a row from the exam's evaluation record (the values are stored in the units of the row)."""
     for comp in record.get("component") or ():
-        coding = (comp.get("code") or {}).get("coding") or ({},)
-        system, code = coding[0].get("system"), coding[0].get("code")
+        first: dict[str, Any] = ((comp.get("code") or {}).get("coding") or [{}])[0]
+        system, code = first.get("system"), first.get("code")
         if system == DCM and code in _RECORD_VALUES:
             attr, unit = _RECORD_VALUES[code]
             setattr(row, attr, _in_unit(comp.get("valueQuantity"), unit))
-        elif system == fhir.COMPONENT_SYSTEM and code == "standard-procedure":
-            row.standard_procedure = next(iter((comp.get("valueCodeableConcept") or {}).get("coding") or ()), None)
+        elif system == fhir.COMPONENT_SYSTEM:
+            value: list[dict[str, Any]] = (comp.get("valueCodeableConcept") or {}).get("coding") or [{}]
+            if code == "standard-procedure":
+                row.standard_procedure = value[0] or None
+            elif code == "modality":
+                row.modality = value[0].get("code")
+            elif code == "study-description":
+                row.description = comp.get("valueString")
     e = _in_unit(record.get("valueQuantity"), "mSv")
     if e is not None:
         row.effective = e
