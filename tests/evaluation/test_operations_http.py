@@ -80,8 +80,16 @@ def test_dose_summary_over_http(server: RunningServer) -> None:
     for date, dlp in (("20240105", "400"), ("20240210", "900"), ("20240320", "250")):
         entries = map_dose_report(ct_exam(patient=patient, dlp=dlp, date=date)).bundle["entry"]
         ids.append(study_of(post_bundle(server, entries)))
+    evaluations = []
     for study_id in ids[:2]:  # the third stays unevaluated: its row comes from the dose report
-        assert httpx.post(f"{server.base}/ImagingStudy/{study_id}/$evaluate-dose", timeout=30).status_code == 200
+        response = httpx.post(f"{server.base}/ImagingStudy/{study_id}/$evaluate-dose", timeout=30)
+        assert response.status_code == 200
+        evaluations.append(response.json())
+    # the second exam's running total covers both (36 days apart, inside the 90-day policy window)
+    cumulative = parts(values(evaluations[1], "cumulative-effective-dose")[0])
+    doses = [parts(values(e, "effective-dose")[0])["value"]["value"] for e in evaluations]
+    assert cumulative["exam-count"] == 2 and cumulative["window"]["value"] == 90
+    assert cumulative["value"]["value"] == pytest.approx(sum(doses), abs=1e-3)
     pid = httpx.get(f"{server.base}/Patient", params={"identifier": f"urn:dacs:issuer:local|{patient}"},
                     timeout=10).json()["entry"][0]["resource"]["id"]
     result = httpx.get(f"{server.base}/Patient/{pid}/$dose-summary", timeout=10).json()
