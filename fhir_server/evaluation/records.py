@@ -264,39 +264,37 @@ def _organ_doses(observation: Mapping[str, Any]) -> tuple[tuple[str, Quantity], 
     return tuple(out)
 
 
+# EventDose / DoseCheckValues field -> the DICOM code of the component holding it
+_EVENT_QUANTITIES = {
+    "ctdivol": MEAN_CTDIVOL, "dlp": DLP, "dap": DAP, "dose_rp": DOSE_RP, "effective_dose": EFFECTIVE_DOSE,
+    "water_equivalent_diameter": WATER_EQUIVALENT_DIAMETER, "effective_diameter": DERIVED_EFFECTIVE_DIAMETER,
+    "ap_dimension": MEASURED_AP_DIMENSION, "lateral_dimension": MEASURED_LATERAL_DIMENSION,
+}
+_DOSE_CHECK_FIELDS = {
+    "ctdivol_notification": CTDIVOL_NOTIFICATION_VALUE, "dlp_notification": DLP_NOTIFICATION_VALUE,
+    "ctdivol_forward_estimate": CTDIVOL_FORWARD_ESTIMATE, "dlp_forward_estimate": DLP_FORWARD_ESTIMATE,
+    "ctdivol_alert": CTDIVOL_ALERT_VALUE, "dlp_alert": DLP_ALERT_VALUE,
+    "accumulated_ctdivol_forward_estimate": ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE,
+    "accumulated_dlp_forward_estimate": ACCUMULATED_DLP_FORWARD_ESTIMATE,
+}
+
+
 def parse_event(observation: Mapping[str, Any]) -> EventDose:
     """Read one irradiation-event Observation (TID 10013 CT or TID 10003 projection)."""
     comps = dcm_components(observation)
     acquisition = _first_code(comps, CT_ACQUISITION_TYPE)
     phantom = _first_code(comps, CTDIW_PHANTOM_TYPE)
-    check = DoseCheckValues(
-        ctdivol_notification=_first_quantity(comps, CTDIVOL_NOTIFICATION_VALUE),
-        dlp_notification=_first_quantity(comps, DLP_NOTIFICATION_VALUE),
-        ctdivol_forward_estimate=_first_quantity(comps, CTDIVOL_FORWARD_ESTIMATE),
-        dlp_forward_estimate=_first_quantity(comps, DLP_FORWARD_ESTIMATE),
-        ctdivol_alert=_first_quantity(comps, CTDIVOL_ALERT_VALUE),
-        dlp_alert=_first_quantity(comps, DLP_ALERT_VALUE),
-        accumulated_ctdivol_forward_estimate=_first_quantity(comps, ACCUMULATED_CTDIVOL_FORWARD_ESTIMATE),
-        accumulated_dlp_forward_estimate=_first_quantity(comps, ACCUMULATED_DLP_FORWARD_ESTIMATE),
-    )
+    check = DoseCheckValues(**{name: _first_quantity(comps, code) for name, code in _DOSE_CHECK_FIELDS.items()})
     return EventDose(
         observation_id=str(observation.get("id", "")),
-        ctdivol=_first_quantity(comps, MEAN_CTDIVOL),
-        dlp=_first_quantity(comps, DLP),
         phantom=phantom.code if phantom is not None and phantom.system == DCM else None,
         localizer=acquisition is not None and acquisition.system == DCM
         and acquisition.code == CONSTANT_ANGLE_ACQUISITION,
         protocol=_string(comps, ACQUISITION_PROTOCOL),
         target_regions=tuple(codings(observation.get("bodySite"))),
-        dap=_first_quantity(comps, DAP),
-        dose_rp=_first_quantity(comps, DOSE_RP),
-        effective_dose=_first_quantity(comps, EFFECTIVE_DOSE),
-        water_equivalent_diameter=_first_quantity(comps, WATER_EQUIVALENT_DIAMETER),
-        effective_diameter=_first_quantity(comps, DERIVED_EFFECTIVE_DIAMETER),
-        ap_dimension=_first_quantity(comps, MEASURED_AP_DIMENSION),
-        lateral_dimension=_first_quantity(comps, MEASURED_LATERAL_DIMENSION),
         dose_check=check,
         organ_doses=_organ_doses(observation),
+        **{name: _first_quantity(comps, code) for name, code in _EVENT_QUANTITIES.items()},
     )
 
 

@@ -184,13 +184,18 @@ def _range_component(code: str, text: str, value: Quantity, level: Quantity, ran
     }
 
 
+def _comparison_record(ev: ExamEvaluation, key: str, method_display: str, text: str,
+                       evidence: Iterable[str | None], components: list[dict[str, Any]]) -> dict[str, Any]:
+    method = {"coding": [_coding(dacs_system("calculation-method"), key, method_display)]}
+    res = _head(ev.exam, key, {**method, "text": text})
+    res["method"] = method
+    res["derivedFrom"] = _refs("Observation", evidence)
+    res["component"] = components
+    return res
+
+
 def drl_record(ev: ExamEvaluation, results: Sequence[DrlResult]) -> dict[str, Any]:
     """The ``drl-comparison`` Observation: one component per (quantity, DRL set)."""
-    method = {"coding": [_coding(dacs_system("calculation-method"), "drl-comparison",
-                                 "Comparison with a diagnostic reference level")]}
-    res = _head(ev.exam, "drl-comparison", {**method, "text": "Comparison with diagnostic reference levels"})
-    res["method"] = method
-    res["derivedFrom"] = _refs("Observation", (r.evidence_id for r in results))
     comps = []
     for r in results:
         c = r.comparison
@@ -199,7 +204,8 @@ def drl_record(ev: ExamEvaluation, results: Sequence[DrlResult]) -> dict[str, An
         comps.append(_range_component(
             c.quantity, f"{c.quantity} vs DRL {c.drl_set} ({c.drl_label}; {role})", c.value, level,
             f"DRL {c.drl_set}: {source_text(c.coefficients[0].source)}", c.exceeded))
-    res["component"] = comps
+    res = _comparison_record(ev, "drl-comparison", "Comparison with a diagnostic reference level",
+                             "Comparison with diagnostic reference levels", (r.evidence_id for r in results), comps)
     notes = [a for r in results for a in r.comparison.assumptions]
     if notes:
         res["note"] = _notes(notes)
@@ -208,18 +214,14 @@ def drl_record(ev: ExamEvaluation, results: Sequence[DrlResult]) -> dict[str, An
 
 def threshold_record(ev: ExamEvaluation, checks: Sequence[Checked]) -> dict[str, Any]:
     """The ``threshold-comparison`` Observation: one component per threshold checked."""
-    method = {"coding": [_coding(dacs_system("calculation-method"), "threshold-comparison",
-                                 "Comparison with a dose threshold")]}
-    res = _head(ev.exam, "threshold-comparison", {**method, "text": "Comparison with dose thresholds"})
-    res["method"] = method
-    res["derivedFrom"] = _refs("Observation", (c.evidence_id for c in checks))
-    res["component"] = [
+    comps = [
         _range_component(c.check.quantity, f"{c.check.quantity} vs {c.check.level} {c.check.threshold_ref} "
                          f"({c.label})", c.check.value, c.check.threshold,
                          f"{c.check.threshold_ref}: {source_text(c.check.coefficients[0].source)}", c.check.exceeded)
         for c in checks
     ]
-    return res
+    return _comparison_record(ev, "threshold-comparison", "Comparison with a dose threshold",
+                              "Comparison with dose thresholds", (c.evidence_id for c in checks), comps)
 
 
 def ssde_record(ev: ExamEvaluation, item: SsdeResult) -> dict[str, Any]:
