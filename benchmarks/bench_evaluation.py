@@ -5,11 +5,12 @@
   other patients), p95 of :func:`fhir_server.evaluation.dose_summary`. Baseline: the plain FHIR search
   of the same patient's dose-summary Observations (``Observation?subject=…&code=73569-6&_count=1000``
   through ``FhirService.search`` and the searchset Bundle bytes). Goal: p95 <= 50 ms.
-* evaluation on ingest: every sample RDSR of ``shared/samples/rdsr`` (generated CT reports when absent)
-  is read, mapped and applied in one transaction each (``BundleProcessor.transaction``) into a fresh
-  SQLite store. Baseline: that ingest alone. Cases: ingest + ``DoseEvaluator.evaluate_study`` right
-  after each commit, and ingest + one ``evaluate_studies`` batch for the whole set (one commit).
-  Goal: evaluation adds at most 20 % to ingest time (throughput >= baseline / 1.2).
+* evaluation on ingest: every sample RDSR of ``shared/samples/rdsr``, and separately 40 small generated
+  CT reports (the cheapest ingest, so the worst case for the ratio), are read, mapped and applied in one
+  transaction each (``BundleProcessor.transaction``) into a fresh SQLite store. Baseline: that ingest
+  alone. Cases: ingest + ``DoseEvaluator.evaluate_study`` right after each commit, and ingest + one
+  ``evaluate_studies`` batch for the whole set (one commit). Goal: evaluation adds at most 20 % to
+  ingest time (throughput >= baseline / 1.2).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def bench_dose_summary(folder: Path, exams: int, others: int) -> list[Result]:
 # --- evaluation on ingest -----------------------------------------------------------------------------------
 
 
-def _corpus() -> tuple[str, list[bytes]]:
+def _sample_corpus() -> tuple[str, list[bytes]] | None:
     files = sorted((SAMPLES / "rdsr").glob("*.dcm")) if (SAMPLES / "rdsr").is_dir() else []
     blobs = []
     for f in files:
@@ -142,12 +143,17 @@ def _corpus() -> tuple[str, list[bytes]]:
         except RdsrMappingError:
             continue
         blobs.append(data)
-    if blobs:
-        return f"{len(blobs)} sample RDSRs", blobs
+    return (f"{len(blobs)} sample RDSRs", blobs) if blobs else None
+
+
+def _small_ct_corpus() -> tuple[str, list[bytes]]:
+    """Small generated CT reports (two acquisitions): the cheapest ingest, so the largest relative cost."""
     from tests.evaluation.conftest import ct_exam
     from tests.mappings import rdsr_factory as factory
 
-    return "40 generated CT RDSRs", [factory.to_bytes(ct_exam(patient=f"G{i % 10}")) for i in range(40)]
+    blobs = [factory.to_bytes(ct_exam(patient=f"G{i % 10}", events=2, date=f"2024{1 + i % 12:02d}{1 + i % 28:02d}"))
+             for i in range(40)]
+    return "40 generated two-acquisition CT RDSRs", blobs
 
 
 def _ingest_round(folder: Path, blobs: list[bytes], mode: str) -> float:
@@ -177,8 +183,7 @@ def _median_rate(fn: Callable[[], float], items: int, rounds: int) -> float:
     return items / statistics.median(fn() for _ in range(rounds))
 
 
-def bench_ingest(folder: Path, rounds: int) -> list[Result]:
-    label, blobs = _corpus()
+def bench_ingest(folder: Path, label: str, blobs: list[bytes], rounds: int) -> list[Result]:
     _ingest_round(folder / "warm", blobs, "each")  # imports, caches, reference data
     modes = {}
     for mode in ("none", "each", "batch"):
@@ -199,7 +204,11 @@ def run(scale: float = 1.0) -> list[Result]:
     try:
         exams = max(20, int(500 * scale))
         results = bench_dose_summary(folder / "summary", exams, others=max(1, int(5 * scale)))
-        results += bench_ingest(folder / "ingest", rounds=max(1, int(3 * scale)))
+        rounds = max(1, int(3 * scale))
+        samples = _sample_corpus()
+        if samples is not None:
+            results += bench_ingest(folder / "ingest-samples", *samples, rounds=rounds)
+        results += bench_ingest(folder / "ingest-small", *_small_ct_corpus(), rounds=rounds)
         return results
     finally:
         shutil.rmtree(folder, ignore_errors=True)

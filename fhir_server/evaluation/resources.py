@@ -167,7 +167,7 @@ def effective_dose_record(ev: ExamEvaluation, ref: ReferenceData) -> dict[str, A
     comps += _coefficient_components(calc)
     res["component"] = comps
     notes = list(calc.assumptions) if calc else []
-    notes += [n for n in ev.notes if not n.startswith("effective dose") or outcome is None]
+    notes += list(ev.notes)
     if notes:
         res["note"] = _notes(notes)
     return res
