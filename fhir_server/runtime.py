@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhir_server.archive import Archive, open_archive
+from fhir_server.evaluation import DoseEvaluator
 from fhir_server.ingest.dicom import DicomPipeline
 from fhir_server.ingest.hl7 import Hl7Pipeline
 from fhir_server.service import FhirService
@@ -24,6 +25,7 @@ class Runtime:
     archive: Archive
     hl7: Hl7Pipeline
     dicom: DicomPipeline
+    evaluator: DoseEvaluator
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -31,8 +33,9 @@ class Runtime:
         store = open_store(settings.store_url())
         service = FhirService(store, settings)
         archive = open_archive(store, settings.data_dir)
-        return cls(settings, store, service, archive, Hl7Pipeline(service, archive),
-                   DicomPipeline(service, archive, timezone=settings.timezone))
+        evaluator = DoseEvaluator(service)
+        dicom = DicomPipeline(service, archive, timezone=settings.timezone, evaluate=evaluator.evaluate_study)
+        return cls(settings, store, service, archive, Hl7Pipeline(service, archive), dicom, evaluator)
 
     def close(self) -> None:
         self.store.close()

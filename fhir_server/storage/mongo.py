@@ -211,6 +211,11 @@ class MongoStore(Store):
                 matched = coll.count_documents(query)
         return Page([self._stored(type_, d) for d in docs], matched)
 
+    def read_many(self, type_: str, ids: list[str]) -> list[StoredResource]:
+        self._check_type(type_)
+        docs = self.db[type_].find({"_id": {"$in": list(ids)}, "del": False}, {"_i": 0, "_srt": 0})
+        return [self._stored(type_, d) for d in docs]
+
     def commit(self, writes: list[Write]) -> None:
         with self.lock:
             if self.transactions:

@@ -256,6 +256,17 @@ class SQLiteStore(Store):
             matched = conn.execute(f'SELECT COUNT(*) FROM "res_{type_}" r WHERE {where}', args).fetchone()[0]
         return Page([StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows], matched)
 
+    def read_many(self, type_: str, ids: list[str]) -> list[StoredResource]:
+        self._check_type(type_)
+        found: list[StoredResource] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            rows = self._reader.execute(
+                f'SELECT id, version, last_updated, body FROM "res_{type_}" WHERE deleted = 0 AND id IN '
+                f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            found.extend(StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows)
+        return found
+
     def commit(self, writes: list[Write]) -> None:
         with self.lock:
             conn = self._writer
