@@ -304,6 +304,8 @@ class SQLiteStore(Store):
                      "VALUES (?,?,?,?,?,?,?)", (w.type, w.id, w.version, w.last_updated, w.method, deleted, w.body))
 
     def close(self) -> None:
+        # keep the query planner's statistics current (https://sqlite.org/pragma.html#pragma_optimize)
+        self._writer.execute("PRAGMA optimize")
         self._writer.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
