@@ -24,6 +24,9 @@ from terminology.ucum import Quantity
 SUMMARY_CODE = (LOINC, "73569-6")
 EVENT_CODES = frozenset({(DCM, "113852"), (DCM, "113502")})  # irradiation event, radiopharmaceutical admin.
 EVALUATION_SYSTEM = "urn:dacs:evaluation"
+# Identifier systems of dose summaries taken from a fallback source (``mappings.rdsr.mpps.MPPS_DOSE_SYSTEM``):
+# they count only for a study that has no summary from a dose report.
+FALLBACK_SUMMARY_SYSTEMS = frozenset({"urn:dacs:mpps-dose"})
 TISSUE_SYSTEM = "urn:dacs:icrp-tissue"
 
 # DICOM codes of the values evaluation reads (PS3.16; TID 10011-10015, 10001-10003, 10005, 10022).
@@ -306,6 +309,20 @@ def is_event(observation: Mapping[str, Any]) -> bool:
     return any(has_code(observation.get("code"), s, c) for s, c in EVENT_CODES)
 
 
+def is_fallback_summary(observation: Mapping[str, Any]) -> bool:
+    """Whether a dose summary comes from a fallback source (MPPS) rather than a dose report."""
+    return any(i.get("system") in FALLBACK_SUMMARY_SYSTEMS for i in observation.get("identifier") or ())
+
+
+def preferred_summaries(summaries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The summaries a study's dose is taken from: its dose reports' when it has any, else the fallbacks'.
+
+    An MPPS repeats what the RDSR of the same step reports, so counting both would double the dose.
+    """
+    reports = [s for s in summaries if not is_fallback_summary(s)]
+    return reports if reports else list(summaries)
+
+
 def is_derived(resource: Mapping[str, Any]) -> bool:
     """Whether a resource was written by dose evaluation (it carries an ``urn:dacs:evaluation`` identifier)."""
     return any(i.get("system") == EVALUATION_SYSTEM for i in resource.get("identifier") or ())
@@ -317,7 +334,8 @@ def parse_exam(study: Mapping[str, Any], observations: Sequence[Mapping[str, Any
     ``observations`` may include anything ``partOf`` the study; only dose summaries and irradiation
     events are read (evaluation results are skipped).
     """
-    summaries = [o for o in observations if is_summary(o) and o.get("status") not in ("entered-in-error",)]
+    summaries = preferred_summaries([o for o in observations
+                                     if is_summary(o) and o.get("status") not in ("entered-in-error",)])
     events = tuple(parse_event(o) for o in observations
                    if is_event(o) and not is_derived(o) and o.get("status") not in ("entered-in-error",))
     summary_comps = [dcm_components(s) for s in summaries]

@@ -28,6 +28,7 @@ from fhir_server.evaluation.evaluator import OPEN_STATUSES, SEARCH_LIMIT
 from fhir_server.evaluation.records import (
     codings,
     dcm_components,
+    preferred_summaries,
     quantity_of,
     reference_id,
     study_modality,
@@ -173,7 +174,7 @@ def collect_rows(service: FhirService, patient_id: str, start: str | None = None
         if record is not None:
             _from_record(row, record)
             continue
-        for summary in summaries.get(study_id, ()):
+        for summary in preferred_summaries(summaries.get(study_id, ())):
             comps = dcm_components(summary)
             for attr, code, unit in _SUMMARY_VALUES:
                 value = _value(comps, code, unit)

@@ -20,10 +20,14 @@ original is archived *and* its FHIR resources are committed.
 from __future__ import annotations
 
 import enum
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
 
 from fhir_server.archive import Archive, QuarantineEntry
 from fhir_server.bundle import BundleProcessor
@@ -48,11 +52,13 @@ from mappings.rdsr import (
     classify_dataset,
     map_dose_report,
     map_image_header_dose,
+    map_mpps_dose,
     merge_imaging_study,
     summary_event_uids,
     supersedes,
 )
-from mappings.rdsr.errors import NoHeaderDoseError
+from mappings.rdsr.errors import MalformedReportError, NoHeaderDoseError
+from mappings.rdsr.mpps import NoMppsDoseError
 
 log = logging.getLogger("dacs.ingest.dicom")
 
@@ -179,21 +185,96 @@ class DicomPipeline:
 
     # -- MPPS -----------------------------------------------------------------------------------
     def mpps(self, message: MppsMessage) -> MppsOutcome:
-        """MPPS N-CREATE/N-SET callback: each message archived verbatim (kind ``mpps``).
+        """MPPS N-CREATE/N-SET callback: each message archived verbatim (kind ``mpps``), then the fallback dose.
 
-        The performed procedure step is kept so that a study whose modality sends no dose report still
-        has its record of what was performed; dose values are taken from RDSRs and image headers.
+        Keys: ``<mpps uid>/N-CREATE`` and ``<mpps uid>/N-SET`` (every N-SET a version of the latter). An N-SET
+        that sets the step COMPLETED maps the N-CREATE merged with all N-SETs so far
+        (:func:`mappings.rdsr.map_mpps_dose`) and commits it in one transaction like a dose report; the study
+        is then linked to its order and evaluated. The MPPS dose is a fallback: evaluation ignores it when the
+        study has an RDSR summary. A completed step without dose values (the usual case when the modality
+        also sends RDSRs) is only archived. Statuses (PS3.4 F.7.2.2): 0x0112 N-SET for an unknown instance;
+        0x0110 processing failure when a completed step with dose cannot be mapped or stored (the message
+        stays archived and is quarantined with the reason, so it can be retried); 0x0213 when the archive or
+        the store is out of resources.
         """
         key = f"{message.sop_instance_uid}/{message.operation.value}"
+        now = now_instant()
         try:
-            self.archive.put("mpps", key, message.part10, now_instant())
+            record, _ = self.archive.put("mpps", key, message.part10, now)
         except OSError as exc:
             return MppsOutcome(MppsStatus.RESOURCE_LIMITATION, f"archive write failed: {exc}")
         if message.operation is MppsOperation.N_SET and not self.archive.versions(
                 "mpps", f"{message.sop_instance_uid}/{MppsOperation.N_CREATE.value}"):
             return MppsOutcome(MppsStatus.NO_SUCH_OBJECT_INSTANCE,
                                f"N-SET for unknown MPPS instance {message.sop_instance_uid}")
+        if message.operation is not MppsOperation.N_SET:
+            return MppsOutcome.success()
+        try:
+            completed = str(message.read_dataset().get("PerformedProcedureStepStatus") or "").strip() == "COMPLETED"
+        except Exception as exc:  # pydicom raises many types on malformed input
+            return self._mpps_failure(key, record.sha256, now, f"cannot read the N-SET: {type(exc).__name__}: {exc}")
+        if not completed:
+            return MppsOutcome.success()
+        return self._map_mpps(message, key, record.sha256, now)
+
+    def _map_mpps(self, message: MppsMessage, key: str, sha: str, now: str) -> MppsOutcome:
+        """Map the archived N-CREATE and N-SETs of a completed step and commit the result."""
+        uid = message.sop_instance_uid
+        try:
+            create = _read_part10(self.archive.get("mpps", f"{uid}/{MppsOperation.N_CREATE.value}"))
+            updates = [_read_part10(self.archive.get("mpps", v.key, v.sha256))
+                       for v in self.archive.versions("mpps", f"{uid}/{MppsOperation.N_SET.value}")]
+            options = MappingOptions(timezone=self.timezone, calling_ae_title=message.calling_ae_title)
+            mapped = map_mpps_dose(create, updates, options, sop_instance_uid=uid)
+        except NoMppsDoseError:
+            log.info("MPPS %s completed without dose values: archived only", uid)
+            return MppsOutcome.success()
+        except RdsrMappingError as exc:
+            return self._mpps_failure(key, sha, now, f"cannot map: {exc}")
+        except Exception as exc:  # pydicom raises many types on malformed input
+            return self._mpps_failure(key, sha, now, f"cannot read the MPPS: {type(exc).__name__}: {exc}")
+        try:
+            with self.service.store.lock:
+                entries = BundleProcessor(self.service, _merge_mpps_study).transaction(mapped.bundle["entry"])
+        except FhirError as exc:
+            return self._mpps_failure(key, sha, now, f"not stored: {exc.diagnostics}")
+        except Exception as exc:
+            log.exception("store failure for MPPS %s", uid)
+            return MppsOutcome(MppsStatus.RESOURCE_LIMITATION, f"store failure: {type(exc).__name__}")
+        self.archive.release("mpps", key)
+        study_id = next((e.stored.id for e in entries if e.stored is not None and e.stored.type == "ImagingStudy"),
+                        None)
+        if study_id is not None:
+            self.reconciler.link_study(study_id)
+            if self.evaluate is not None:
+                try:
+                    self.evaluate(study_id)
+                except Exception:  # evaluation must never lose a committed dose
+                    log.exception("evaluation of ImagingStudy/%s failed", study_id)
+        log.info("MPPS %s mapped: fallback dose for study %s %s", uid, mapped.study_instance_uid,
+                 f"({len(mapped.warnings)} warnings)" if mapped.warnings else "")
         return MppsOutcome.success()
+
+    def _mpps_failure(self, key: str, sha: str, now: str, reason: str) -> MppsOutcome:
+        self.archive.quarantine(QuarantineEntry("mpps", key, sha, reason, now))
+        return MppsOutcome(MppsStatus.PROCESSING_FAILURE, reason)
+
+
+def _read_part10(data: bytes | None) -> Dataset:
+    if data is None:
+        raise MalformedReportError("an archived MPPS message is missing")
+    return pydicom.dcmread(io.BytesIO(data))
+
+
+def _merge_mpps_study(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
+    """Like :func:`_merge_study`, but the MPPS only fills gaps: a stored start and description (from a dose
+    report or images) are kept."""
+    merged = _merge_study(full_url, stored, incoming)
+    if stored is not None and incoming.get("resourceType") == "ImagingStudy":
+        for name in ("started", "description"):
+            if stored.get(name):
+                merged[name] = stored[name]
+    return merged
 
 
 def _merge_study(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:

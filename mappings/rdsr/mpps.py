@@ -229,7 +229,6 @@ def parse_mpps_dose(create: Dataset, updates: Sequence[Dataset] = (), *,
     if not uid:
         raise MalformedReportError("the MPPS SOP Instance UID is unknown")
     warnings: list[str] = []
-    study_uid, step = _study_uid(ds, warnings)
     organ_dose = _number(ds, "OrganDose", warnings)
     entrance = _q(_number(ds, "EntranceDoseInmGy", warnings), "mGy")
     entrance_dgy = _number(ds, "EntranceDose", warnings)
@@ -242,6 +241,12 @@ def parse_mpps_dose(create: Dataset, updates: Sequence[Dataset] = (), *,
     exposed_area = () if area in (None, "") else (int(area),) if isinstance(area, int) else tuple(int(v) for v in area)
     fluoro = _number(ds, "TotalTimeOfFluoroscopy", warnings)
     count = _number(ds, "TotalNumberOfExposures", warnings)
+    dap = _q(_number(ds, "ImageAndFluoroscopyAreaDoseProduct", warnings), "dGy.cm2", "mGy.cm2")
+    if all(v is None for v in (fluoro, dap, entrance, organ_dose)) and not count \
+            and all(e.ctdivol is None for e in exposures):
+        # checked before the study: a completed step without dose is normal, not an error of the MPPS
+        raise NoMppsDoseError(f"MPPS {uid} carries no Radiation Dose module value")
+    study_uid, step = _study_uid(ds, warnings)
     series = []
     for item in ds.get("PerformedSeriesSequence") or ():
         series_uid = text(item, "SeriesInstanceUID")
@@ -273,7 +278,7 @@ def parse_mpps_dose(create: Dataset, updates: Sequence[Dataset] = (), *,
         performed_series=tuple(series),
         fluoro_time=_q(fluoro, "s"),
         number_of_exposures=int(count) if count is not None else None,
-        dap_total=_q(_number(ds, "ImageAndFluoroscopyAreaDoseProduct", warnings), "dGy.cm2", "mGy.cm2"),
+        dap_total=dap,
         entrance_dose=entrance,
         organ_dose=_q(organ_dose, "dGy", "mGy"),
         organ_exposed=(text(ds, "OrganExposed") or "").upper() or None,
@@ -310,10 +315,7 @@ def map_mpps_dose(create: Dataset, updates: Sequence[Dataset] = (), options: Map
         No Study Instance UID in the Scheduled Step Attributes Sequence, or no MPPS UID.
     """
     try:
-        dose = parse_mpps_dose(create, updates, sop_instance_uid=sop_instance_uid)
-        if not dose.has_dose:
-            raise NoMppsDoseError(f"MPPS {dose.context.sop_instance_uid} carries no Radiation Dose module value")
-        return _emit(dose, options or MappingOptions())
+        return _emit(parse_mpps_dose(create, updates, sop_instance_uid=sop_instance_uid), options or MappingOptions())
     except RdsrMappingError:
         raise
     except DECODING_ERRORS as exc:
