@@ -334,10 +334,10 @@ def _tag_component(tag: str, keyword: str, quantity: DoseQuantity | None = None,
     return comp
 
 
-def _text_concept_component(key: c.Key, value: str | None, label: str) -> dict | None:
+def _text_concept_component(key: c.Key, value: str | None, label: str | None) -> dict | None:
     if not value:
         return None
-    return {"code": concept(key, label or None), "valueCodeableConcept": {"text": value}}
+    return {"code": concept(key, label), "valueCodeableConcept": {"text": value}}
 
 
 def _labelled(display: str, label: str) -> str | None:

@@ -13,7 +13,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.association import Association
-from pynetdicom.sop_class import ModalityPerformedProcedureStep, XRayRadiationDoseSRStorage
+from pynetdicom.sop_class import ModalityPerformedProcedureStep, XRayRadiationDoseSRStorage  # type: ignore[attr-defined]
 
 from fhir_server.evaluation.summary import exam_rows
 from tests.fhir_server.conftest import RunningServer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from mappings.rdsr import (
     MPPS_DOSE_SYSTEM,
@@ -207,8 +207,8 @@ def test_completed_step_without_dose_values() -> None:
 
 def test_mpps_uid_is_taken_from_the_archived_part10_meta() -> None:
     create = _create("RF")
-    create.file_meta = Dataset()
-    create.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.99"
+    create.file_meta = FileMetaDataset()
+    create.file_meta.MediaStorageSOPInstanceUID = UID("1.2.826.0.1.99")
     result = map_mpps_dose(create, [_completed(TotalTimeOfFluoroscopy=5)])
     assert _observation(result)["identifier"][0]["value"] == "1.2.826.0.1.99"
     bare = _create("RF")
