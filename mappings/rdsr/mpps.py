@@ -5,8 +5,9 @@ Modalities that send no RDSR often still send MPPS (PS3.4 Annex F) with the Radi
 current dictionary; see hl7-dicom-integration.md §5.3), so DACS uses them only when the study has no
 dose report: the Observation is coded like the IG's dose summary (LOINC 73569-6) so readers find it,
 but it is keyed ``urn:dacs:mpps-dose|<MPPS SOP Instance UID>`` (never an RDSR's key) and its
-``method`` is DCM 113858 "MPPS Content" (CID 10021 Source of Dose Information), by which evaluation
-drops it when an RDSR summary exists for the same study.
+``method`` is DCM 113858 "MPPS Content" (CID 10021 Source of Dose Information). Evaluation and
+``$dose-summary`` recognise it by that identifier system and ignore it when the same study has an RDSR
+summary (``fhir_server.evaluation.records.preferred_summaries``): no double counting.
 
 Attributes read (tags and units checked against pydicom's dictionary and PS3.3 C.4.16):
 

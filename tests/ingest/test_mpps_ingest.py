@@ -15,6 +15,7 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, XRayRadiationDoseSRStorage  # type: ignore[attr-defined]
 
+from fhir_server.archive.files import FileArchive
 from fhir_server.evaluation.summary import exam_rows
 from tests.fhir_server.conftest import RunningServer
 from tests.mappings import rdsr_factory as factory
@@ -164,6 +165,8 @@ def test_completed_mpps_without_study_uid_is_a_processing_failure(server: Runnin
     assert fhir.get("/Observation", params={"identifier": f"{MPPS_DOSE}|{uid}"}).json().get("total", 0) == 0
     archived = list((server.data_dir / "archive" / "mpps").rglob(f"{uid}*"))
     assert len(archived) == 2  # both messages kept for a retry
+    [flag] = [q for q in FileArchive(server.data_dir / "archive").quarantined("mpps") if q.key == f"{uid}/N-SET"]
+    assert "Study Instance UID" in flag.reason
 
 
 def test_completed_mpps_without_dose_is_only_archived(server: RunningServer, fhir: httpx.Client,
