@@ -100,7 +100,8 @@ def _sample(directory: Path) -> Path:
 
 def _folders(root: Path, sample: Path, associations: int, per_association: int) -> list[Path]:
     """One folder of ``per_association`` copies of the sample for each client process; every copy is a
-    distinct object (new SOP Instance and Study Instance UIDs), as a modality's reports would be."""
+    distinct object (new SOP Instance and Study Instance UIDs, another patient), as a modality's
+    reports would be."""
     import pydicom
 
     template = pydicom.dcmread(sample)
@@ -112,6 +113,7 @@ def _folders(root: Path, sample: Path, associations: int, per_association: int) 
             template.SOPInstanceUID = generate_uid()
             template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
             template.StudyInstanceUID = generate_uid()
+            template.PatientID = f"BENCH-{a}-{i}"
             template.save_as(folder / f"{i:05d}.dcm", enforce_file_format=True)
         folders.append(folder)
     return folders

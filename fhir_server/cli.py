@@ -78,7 +78,8 @@ async def _serve(settings: Settings) -> None:
     except FhirError as exc:  # a broken site reference file: say which, and stop
         raise typer.BadParameter(f"reference data: {exc.diagnostics}") from None
     http_socket = bind(settings.host, settings.http_port)
-    app_ = create_app(settings, runtime.store, {"dose_evaluator": runtime.evaluator})
+    app_ = create_app(settings, runtime.store, {"dose_evaluator": runtime.evaluator,
+                                                "evaluation_queue": runtime.evaluation})
     config = uvicorn.Config(app_, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     titles = frozenset(t.strip() for t in settings.dicom_calling_aets.split(",") if t.strip())
@@ -101,6 +102,7 @@ async def _serve(settings: Settings) -> None:
     finally:
         await mllp.stop()
         await asyncio.to_thread(dicom.stop)
+        await asyncio.to_thread(runtime.evaluation.stop)
 
 
 @app.command()
@@ -178,7 +180,8 @@ def import_(
                 counts["skipped"] += 1
                 problems.append((str(path), f"cannot read: {exc}"))
             progress.advance(task)
-    runtime.close()
+        progress.add_task("evaluating doses", total=None)
+        runtime.close()
     table = Table(title=f"dacs import: {len(files)} files")
     table.add_column("outcome")
     table.add_column("count", justify="right")

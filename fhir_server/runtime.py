@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fhir_server.archive import Archive, open_archive
 from fhir_server.evaluation import DoseEvaluator
 from fhir_server.ingest.dicom import DicomPipeline
+from fhir_server.ingest.evaluation_queue import EvaluationQueue, studies_to_evaluate
 from fhir_server.ingest.hl7 import Hl7Pipeline
 from fhir_server.service import FhirService
 from fhir_server.settings import Settings
@@ -26,6 +27,7 @@ class Runtime:
     hl7: Hl7Pipeline
     dicom: DicomPipeline
     evaluator: DoseEvaluator
+    evaluation: EvaluationQueue
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -34,8 +36,15 @@ class Runtime:
         service = FhirService(store, settings)
         archive = open_archive(store, settings.data_dir)
         evaluator = DoseEvaluator(service)
-        dicom = DicomPipeline(service, archive, timezone=settings.timezone, evaluate=evaluator.evaluate_study)
-        return cls(settings, store, service, archive, Hl7Pipeline(service, archive), dicom, evaluator)
+        evaluation = EvaluationQueue(evaluator.evaluate_studies)
+        dicom = DicomPipeline(service, archive, timezone=settings.timezone, evaluate=evaluation.submit)
+        evaluation.start()
+        for study_id in studies_to_evaluate(service):  # left over from a previous run
+            evaluation.submit(study_id)
+        return cls(settings, store, service, archive, Hl7Pipeline(service, archive), dicom, evaluator, evaluation)
 
     def close(self) -> None:
+        """Finish queued evaluations, then release the store."""
+        self.evaluation.drain()
+        self.evaluation.stop()
         self.store.close()

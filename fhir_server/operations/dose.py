@@ -112,6 +112,9 @@ def patient_dose_summary(ctx: OperationContext, request: OperationRequest) -> Op
     assert request.id is not None
     start = _text(request.first("start"), "start")
     end = _text(request.first("end"), "end")
+    queue = ctx.extras.get("evaluation_queue")
+    if queue is not None:  # evaluations of just-received reports come first (read your writes)
+        queue.drain(timeout=30)
     return OperationResult(dose_summary(ctx.service, request.id, start, end))
 
 

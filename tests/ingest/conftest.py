@@ -1,3 +1,8 @@
 """The ingest tests run against a real ``dacs serve`` (fixtures shared with the FHIR server tests)."""
 
-from tests.fhir_server.conftest import RunningServer, mongo_server, server  # noqa: F401
+from tests.fhir_server.conftest import (  # noqa: F401
+    RunningServer,
+    mongo_server,
+    server,
+    service,
+)

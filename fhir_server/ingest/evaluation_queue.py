@@ -1,0 +1,108 @@
+"""Dose evaluation after ingest, off the receivers' path.
+
+A dose report is acknowledged (C-STORE success, HL7 AA) as soon as its resources are committed;
+evaluating it (DRLs, thresholds, cumulative dose, repeats) is derived work that can always be
+redone, so receivers only queue the study here. One worker thread evaluates what is queued in
+batches (one transaction per batch, and a patient's studies in one batch see each other), so a busy
+modality is not slowed by evaluation and a burst is evaluated at the cost of a few commits.
+
+Nothing derived is lost if the process stops with studies still queued: :func:`studies_to_evaluate`
+lists, at start-up, every study changed since the newest evaluation record, and they are queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fhir_server.evaluation.records import EVALUATION_SYSTEM
+from fhir_server.service import FhirService
+
+log = logging.getLogger("dacs.evaluation")
+
+
+class EvaluationQueue:
+    """A de-duplicating queue of ImagingStudy ids and the worker that evaluates them."""
+
+    def __init__(self, evaluate_batch: Callable[[list[str]], Any], *, max_batch: int = 50,
+                 linger: float = 0.2) -> None:
+        self._evaluate_batch = evaluate_batch
+        self._max_batch = max_batch
+        self._linger = linger  # gather a burst into one batch; bounds how late an alert can be
+        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._busy = False
+        self._stopping = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, study_id: str) -> None:
+        """Queue a study (again); returns at once."""
+        with self._cond:
+            self._pending[study_id] = None
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dacs-evaluation", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in progress and stop (what is still queued is found again at start-up)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._stopping)
+                if self._stopping:
+                    return
+                self._cond.wait_for(lambda: len(self._pending) >= self._max_batch or self._stopping, self._linger)
+                batch = list(self._pending)[: self._max_batch]
+                for study_id in batch:
+                    del self._pending[study_id]
+                self._busy = True
+            try:
+                self._evaluate(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _evaluate(self, batch: list[str]) -> None:
+        try:
+            self._evaluate_batch(batch)
+        except Exception:
+            if len(batch) == 1:
+                log.exception("evaluation of ImagingStudy/%s failed", batch[0])
+                return
+            for study_id in batch:  # one bad study must not stop the others' evaluation
+                try:
+                    self._evaluate_batch([study_id])
+                except Exception:
+                    log.exception("evaluation of ImagingStudy/%s failed", study_id)
+
+
+def studies_to_evaluate(service: FhirService) -> list[str]:
+    """ImagingStudies changed since the newest evaluation record (all of them if none exists)."""
+    newest = service.search("Observation", [("identifier", f"{EVALUATION_SYSTEM}|"), ("_sort", "-_lastUpdated"),
+                                            ("_count", "1"), ("_total", "none")]).page.resources
+    ids: list[str] = []
+    offset = 0
+    query = [("_lastUpdated", f"ge{newest[0].last_updated}")] if newest else []
+    while True:
+        page = service.search("ImagingStudy", [*query, ("_sort", "_lastUpdated"), ("_count", "1000"),
+                                               ("_offset", str(offset)), ("_total", "none")]).page.resources
+        ids.extend(r.id for r in page)
+        if len(page) < 1000:
+            return ids
+        offset += 1000
