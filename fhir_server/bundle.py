@@ -22,7 +22,7 @@ import orjson
 from fhir_server.errors import FhirError, PreconditionFailed
 from fhir_server.service import FhirService, apply_json_patch, now_instant
 from fhir_server.storage.base import StoredResource, Write
-from fhir_server.validation import ID_RE, validate_resource
+from fhir_server.validation import ID_RE, validate_resource_cached
 
 # transform(full_url, stored resource or None, incoming resource) -> resource to write. Lets an
 # ingest pipeline merge an update into what is stored (HL7 v2 "empty field = keep") inside the
@@ -123,7 +123,7 @@ class BundleProcessor:
         for e in entries:
             if e.method in ("POST", "PUT") and isinstance(e.resource, dict):
                 try:
-                    validate_resource(e.resource, e.type)
+                    validate_resource_cached(e.resource, e.type)
                 except FhirError as exc:
                     exc.diagnostics = f"Bundle.entry[{e.index}] ({e.method} {e.url}): {exc.diagnostics}"
                     raise

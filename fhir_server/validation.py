@@ -8,12 +8,15 @@ definitions (``fhir_server/definitions/required-bindings.json``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections import OrderedDict
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
@@ -82,6 +85,27 @@ def _describe(error: ValidationError, type_: str) -> tuple[str, list[str]]:
     if more > 0:
         lines.append(f"… and {more} more")
     return "; ".join(lines), paths
+
+
+_VALIDATED: OrderedDict[bytes, None] = OrderedDict()
+_VALIDATED_MAX = 4096
+
+
+def validate_resource_cached(resource: dict[str, Any], expected_type: str) -> dict[str, Any]:
+    """:func:`validate_resource`, remembering the content it recently accepted.
+
+    Validation is a pure function of the content, so identical content (the same Device or Patient in
+    every report of a modality, a re-sent or re-mapped object) is not validated again.
+    """
+    key = hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    if key in _VALIDATED:
+        _VALIDATED.move_to_end(key)
+        return resource
+    validate_resource(resource, expected_type)
+    _VALIDATED[key] = None
+    if len(_VALIDATED) > _VALIDATED_MAX:
+        _VALIDATED.popitem(last=False)
+    return resource
 
 
 def validate_resource(resource: Any, expected_type: str | None = None) -> dict[str, Any]:

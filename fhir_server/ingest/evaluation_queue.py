@@ -3,8 +3,10 @@
 A dose report is acknowledged (C-STORE success, HL7 AA) as soon as its resources are committed;
 evaluating it (DRLs, thresholds, cumulative dose, repeats) is derived work that can always be
 redone, so receivers only queue the study here. One worker thread evaluates what is queued in
-batches (one transaction per batch, and a patient's studies in one batch see each other), so a busy
-modality is not slowed by evaluation and a burst is evaluated at the cost of a few commits.
+batches (one transaction per batch, and a patient's studies in one batch see each other). Ingest has
+priority: while reports keep arriving the worker waits (for a pause of ``quiet`` seconds), unless
+the batch is full or the oldest study has waited ``max_delay`` seconds, which bounds how late an
+alert can be. So a burst from the modalities is received at full speed and evaluated right after.
 
 Nothing derived is lost if the process stops with studies still queued: :func:`studies_to_evaluate`
 lists, at start-up, every study changed since the newest evaluation record, and they are queued again.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,12 +29,14 @@ log = logging.getLogger("dacs.evaluation")
 class EvaluationQueue:
     """A de-duplicating queue of ImagingStudy ids and the worker that evaluates them."""
 
-    def __init__(self, evaluate_batch: Callable[[list[str]], Any], *, max_batch: int = 50,
-                 linger: float = 0.2) -> None:
+    def __init__(self, evaluate_batch: Callable[[list[str]], Any], *, max_batch: int = 100,
+                 quiet: float = 0.3, max_delay: float = 5.0) -> None:
         self._evaluate_batch = evaluate_batch
         self._max_batch = max_batch
-        self._linger = linger  # gather a burst into one batch; bounds how late an alert can be
-        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._quiet = quiet
+        self._max_delay = max_delay
+        self._pending: dict[str, float] = {}  # study id -> when first queued (insertion-ordered)
+        self._last_submit = 0.0
         self._busy = False
         self._stopping = False
         self._cond = threading.Condition()
@@ -40,7 +45,9 @@ class EvaluationQueue:
     def submit(self, study_id: str) -> None:
         """Queue a study (again); returns at once."""
         with self._cond:
-            self._pending[study_id] = None
+            now = time.monotonic()
+            self._pending.setdefault(study_id, now)
+            self._last_submit = now
             self._cond.notify_all()
 
     def start(self) -> None:
@@ -66,7 +73,8 @@ class EvaluationQueue:
                 self._cond.wait_for(lambda: self._pending or self._stopping)
                 if self._stopping:
                     return
-                self._cond.wait_for(lambda: len(self._pending) >= self._max_batch or self._stopping, self._linger)
+                while not self._ready():
+                    self._cond.wait(self._quiet / 3)
                 batch = list(self._pending)[: self._max_batch]
                 for study_id in batch:
                     del self._pending[study_id]
@@ -77,6 +85,13 @@ class EvaluationQueue:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _ready(self) -> bool:
+        """Whether to evaluate now: stopping, a full batch, a pause in arrivals, or a study waited long."""
+        now = time.monotonic()
+        oldest = next(iter(self._pending.values()), now)
+        return (self._stopping or len(self._pending) >= self._max_batch or now - self._last_submit >= self._quiet
+                or now - oldest >= self._max_delay)
 
     def _evaluate(self, batch: list[str]) -> None:
         try:

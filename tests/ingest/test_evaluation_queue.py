@@ -19,7 +19,7 @@ def test_batches_deduplicates_and_isolates_failures() -> None:
         if "bad" in batch:
             raise ValueError("broken study")
 
-    queue = EvaluationQueue(evaluate, max_batch=10, linger=0.05)
+    queue = EvaluationQueue(evaluate, max_batch=10, quiet=0.05)
     queue.start()
     for study in ["a", "b", "a", "bad", "c"]:
         queue.submit(study)  # returns at once even though evaluation is blocked
