@@ -168,7 +168,7 @@ def _start_pipeline(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], N
     from fhir_server.settings import Settings
 
     logging.getLogger("dacs").setLevel(logging.WARNING)
-    runtime = Runtime.open(Settings(data_dir=out))
+    runtime = Runtime.open(Settings(data_dir=out), mapping_processes=1)  # as `dacs serve` runs it
 
     def on_object(obj: ReceivedObject) -> StoreOutcome:
         outcome = runtime.dicom.store(obj)

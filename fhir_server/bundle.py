@@ -116,12 +116,17 @@ class BundleProcessor:
                 "entry": [self._response_entry(e, representation) for e in results]}
 
     # -- transaction ---------------------------------------------------------------------------
-    def transaction(self, raw_entries: list[Any]) -> list[_Entry]:
+    def transaction(self, raw_entries: list[Any], *, prevalidated: bool = False) -> list[_Entry]:
+        """Run a transaction. ``prevalidated``: the caller validated every entry's resource (an ingest
+        pipeline that maps and validates in a worker process); it is not validated again."""
         entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
         # Validation is pure and the costliest step: done before taking the write lock, so that other
         # writers (other associations, connections) are not held up by it.
         for e in entries:
             if e.method in ("POST", "PUT") and isinstance(e.resource, dict):
+                if prevalidated:
+                    e.validated = True
+                    continue
                 try:
                     validate_resource_cached(e.resource, e.type)
                 except FhirError as exc:

@@ -72,7 +72,8 @@ def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:
 
 
 async def _serve(settings: Settings) -> None:
-    runtime = Runtime.open(settings)
+    # one mapping process: DICOM decoding, mapping and validation on the second core
+    runtime = Runtime.open(settings, mapping_processes=1)
     try:
         seed_terminology(runtime.service)
     except FhirError as exc:  # a broken site reference file: say which, and stop
@@ -103,6 +104,8 @@ async def _serve(settings: Settings) -> None:
         await mllp.stop()
         await asyncio.to_thread(dicom.stop)
         await asyncio.to_thread(runtime.evaluation.stop)
+        if runtime.pool is not None:
+            runtime.pool.shutdown()
 
 
 @app.command()

@@ -23,6 +23,7 @@ import enum
 import io
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from fhir_server.bundle import BundleProcessor
 from fhir_server.errors import FhirError
 from fhir_server.ingest.reconcile import Reconciler
 from fhir_server.service import FhirService, now_instant
+from fhir_server.validation import validate_resource_cached
 from integrations.dicom import (
     MppsMessage,
     MppsOperation,
@@ -92,9 +94,10 @@ class DicomPipeline:
     """Archive, map and commit DICOM objects; ``evaluate(study_id)`` runs after each committed study."""
 
     def __init__(self, service: FhirService, archive: Archive, *, timezone: str = "UTC",
-                 evaluate: Callable[[str], Any] | None = None) -> None:
+                 evaluate: Callable[[str], Any] | None = None, pool: Executor | None = None) -> None:
         self.service = service
         self.archive = archive
+        self.pool = pool  # processes that run map_object (dacs serve), or None to map in this thread
         self.timezone = timezone
         self.evaluate = evaluate
         self.reconciler = Reconciler(service)
@@ -130,28 +133,17 @@ class DicomPipeline:
         return IngestResult(Disposition.REJECTED, StoreOutcome(status, reason), reason)
 
     def _map_and_commit(self, obj: ReceivedObject, sha: str, now: str) -> IngestResult:
-        try:
-            ds = obj.read_dataset(stop_before_pixels=True)
-            kind = classify_dataset(ds)
-            if kind.is_kept_unmapped or kind is DatasetKind.NOT_A_DOSE_OBJECT:
-                reason = f"kept, not mapped: {kind.value}"
-                self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, reason, now))
-                return IngestResult(Disposition.KEPT_UNMAPPED, StoreOutcome.success(reason), reason)
-            options = MappingOptions(timezone=self.timezone, calling_ae_title=obj.calling_ae_title)
-            if kind is DatasetKind.IMAGE_HEADER_DOSE:
-                mapped = map_image_header_dose(ds, options)
-            else:
-                mapped = map_dose_report(ds, options)
-        except NoHeaderDoseError as exc:
-            reason = f"kept, not mapped: image without dose attributes ({exc})"
-            self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, reason, now))
-            return IngestResult(Disposition.KEPT_UNMAPPED, StoreOutcome.success(reason), reason)
-        except RdsrMappingError as exc:
-            return self._reject(obj, sha, now, StoreStatus.CANNOT_UNDERSTAND, f"cannot map: {exc}")
-        except Exception as exc:  # pydicom raises many types on malformed input
-            return self._reject(obj, sha, now, StoreStatus.CANNOT_UNDERSTAND,
-                                f"cannot read the data set: {type(exc).__name__}: {exc}")
-        return self._commit(obj, sha, now, mapped)
+        if self.pool is not None:  # the mapping runs on another core; this thread waits without the GIL
+            mapped = self.pool.submit(map_object, obj.part10, self.timezone, obj.calling_ae_title).result()
+        else:
+            mapped = map_object(obj.part10, self.timezone, obj.calling_ae_title)
+        if mapped.kept_reason is not None:
+            self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, mapped.kept_reason, now))
+            return IngestResult(Disposition.KEPT_UNMAPPED, StoreOutcome.success(mapped.kept_reason),
+                                mapped.kept_reason)
+        if mapped.result is None:
+            return self._reject(obj, sha, now, mapped.status, mapped.error or "cannot map")
+        return self._commit(obj, sha, now, mapped.result)
 
     def _commit(self, obj: ReceivedObject, sha: str, now: str, mapped: MappingResult) -> IngestResult:
         disposition = Disposition.IMPORTED
@@ -162,7 +154,8 @@ class DicomPipeline:
                     if stored and not supersedes(mapped, summary_event_uids(stored[0].resource())):
                         mapped = mapped.without_summary()
                         disposition = Disposition.SUPERSEDED
-                entries = BundleProcessor(self.service, _merge_study).transaction(mapped.bundle["entry"])
+                entries = BundleProcessor(self.service, _merge_study).transaction(mapped.bundle["entry"],
+                                                                                  prevalidated=True)
         except FhirError as exc:
             return self._reject(obj, sha, now, StoreStatus.PROCESSING_FAILURE, f"not stored: {exc.diagnostics}")
         except Exception as exc:
@@ -275,6 +268,51 @@ def _merge_mpps_study(full_url: str | None, stored: dict[str, Any] | None, incom
             if stored.get(name):
                 merged[name] = stored[name]
     return merged
+
+
+@dataclass(frozen=True)
+class MappedObject:
+    """What :func:`map_object` made of an object: a validated mapping, a reason to keep it unmapped, or
+    an error with the DICOM status it deserves."""
+
+    result: MappingResult | None = None
+    kept_reason: str | None = None
+    error: str | None = None
+    status: StoreStatus = StoreStatus.CANNOT_UNDERSTAND
+
+
+def map_object(part10: bytes, timezone: str, calling_ae_title: str | None) -> MappedObject:
+    """Decode, classify, map and validate one object: the CPU-heavy, side-effect-free part of ingest.
+
+    A module-level function of picklable arguments, so ``dacs serve`` can run it in a worker process
+    (the second core) while the receiving process archives and commits. The FHIR resources are
+    validated here, so the commit does not validate them again.
+    """
+    try:
+        ds = pydicom.dcmread(io.BytesIO(part10), stop_before_pixels=True)
+        kind = classify_dataset(ds)
+        if kind.is_kept_unmapped or kind is DatasetKind.NOT_A_DOSE_OBJECT:
+            return MappedObject(kept_reason=f"kept, not mapped: {kind.value}")
+        options = MappingOptions(timezone=timezone, calling_ae_title=calling_ae_title)
+        if kind is DatasetKind.IMAGE_HEADER_DOSE:
+            mapped = map_image_header_dose(ds, options)
+        else:
+            mapped = map_dose_report(ds, options)
+    except NoHeaderDoseError as exc:
+        return MappedObject(kept_reason=f"kept, not mapped: image without dose attributes ({exc})")
+    except RdsrMappingError as exc:
+        return MappedObject(error=f"cannot map: {exc}")
+    except Exception as exc:  # pydicom raises many types on malformed input
+        return MappedObject(error=f"cannot read the data set: {type(exc).__name__}: {exc}")
+    for index, entry in enumerate(mapped.bundle["entry"]):
+        resource = entry.get("resource")
+        if isinstance(resource, dict):
+            try:
+                validate_resource_cached(resource, resource.get("resourceType", ""))
+            except FhirError as exc:
+                return MappedObject(error=f"not stored: Bundle.entry[{index}]: {exc.diagnostics}",
+                                    status=StoreStatus.PROCESSING_FAILURE)
+    return MappedObject(result=mapped)
 
 
 def _merge_study(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
