@@ -5,8 +5,10 @@ Cases (throughput in stores/s, measured on the server from the first completed s
 * **DACS listener**: :class:`integrations.dicom.DicomListener` with a callback that writes the
   received Part 10 bytes to a file and fsyncs it (the receiver alone).
 * **DACS end to end**: the listener with the pipeline of ``dacs serve`` (archive of the original,
-  structural check, RDSR → FHIR mapping, validated and indexed commit to a fresh SQLite store,
-  reconciliation) — success is sent only after the commit.
+  structural check, RDSR → FHIR mapping in a worker process, validated and indexed commit to a fresh
+  SQLite store, reconciliation; evaluation queued) — success is sent only after the commit.
+* **dose evaluation on ingest** (four associations): the time until every report is stored *and*
+  evaluated, against the same pipeline with evaluation switched off (issue: evaluation adds ≤ 20%).
 * **baseline, bare pynetdicom SCP**: ``AE.start_server`` with pynetdicom's defaults and a C-STORE
   handler that writes ``event.encoded_dataset()`` the same way (file + fsync), nothing else.
 
@@ -56,11 +58,19 @@ class _Timeline:
         with self._lock:
             self.times.append(now)
 
+    def record_end(self) -> None:
+        """Mark the end of the work that follows the stores (evaluation); see :meth:`rate_until_end`."""
+        self.end = time.perf_counter()
+
     def rate(self) -> float:
         """Stores per second between the first and the last completion."""
         if len(self.times) < 2:
             return float("nan")
         return (len(self.times) - 1) / (max(self.times) - min(self.times))
+
+    def rate_until_end(self) -> float:
+        """Stores per second from the first completion until everything that follows them is done."""
+        return (len(self.times) - 1) / (self.end - min(self.times))
 
 
 def _write_durably(directory: Path, data: bytes, counter: itertools.count[int]) -> None:
@@ -135,7 +145,8 @@ def _send(port: int, called_ae: str, folders: list[Path]) -> None:
             raise RuntimeError(f"storescu failed ({process.returncode}): {err.decode(errors='replace')[-500:]}")
 
 
-def _measure(start: Callable[[Path, _Timeline], tuple[int, Callable[[], None]]], folders: list[Path]) -> float:
+def _measure(start: Callable[[Path, _Timeline], tuple[int, Callable[[], None]]], folders: list[Path],
+             *, until_end: bool = False) -> float:
     with tempfile.TemporaryDirectory(prefix="dacs-bench-store-") as out:
         timeline = _Timeline()
         port, stop = start(Path(out), timeline)
@@ -146,7 +157,7 @@ def _measure(start: Callable[[Path, _Timeline], tuple[int, Callable[[], None]]],
         expected = sum(len(list(f.iterdir())) for f in folders)
         if len(timeline.times) != expected:
             raise RuntimeError(f"{len(timeline.times)} of {expected} stores arrived")
-        return timeline.rate()
+        return timeline.rate_until_end() if until_end else timeline.rate()
 
 
 def _start_dacs(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]]:
@@ -161,7 +172,7 @@ def _start_dacs(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]
     return listener.start(), listener.stop
 
 
-def _start_pipeline(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]]:
+def _start_pipeline(out: Path, timeline: _Timeline, *, evaluate: bool = True) -> tuple[int, Callable[[], None]]:
     import logging
 
     from fhir_server.runtime import Runtime
@@ -169,6 +180,8 @@ def _start_pipeline(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], N
 
     logging.getLogger("dacs").setLevel(logging.WARNING)
     runtime = Runtime.open(Settings(data_dir=out), mapping_processes=1)  # as `dacs serve` runs it
+    if not evaluate:
+        runtime.dicom.evaluate = None
 
     def on_object(obj: ReceivedObject) -> StoreOutcome:
         outcome = runtime.dicom.store(obj)
@@ -181,9 +194,15 @@ def _start_pipeline(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], N
 
     def stop() -> None:
         listener.stop()
+        runtime.evaluation.drain()
+        timeline.record_end()  # the reports are stored *and* evaluated
         runtime.close()
 
     return listener.start(), stop
+
+
+def _start_pipeline_without_evaluation(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]]:
+    return _start_pipeline(out, timeline, evaluate=False)
 
 
 def _start_bare(out: Path, timeline: _Timeline) -> tuple[int, Callable[[], None]]:
@@ -216,6 +235,9 @@ def run(scale: float) -> list[Result]:
             bare = _measure(_start_bare, folders)
             ours = _measure(_start_dacs, folders)
             full = _measure(_start_pipeline, folders)
+            if associations == 4:
+                evaluated = _measure(_start_pipeline, folders, until_end=True)
+                bare_pipeline = _measure(_start_pipeline_without_evaluation, folders)
             label = "1 association" if associations == 1 else f"{associations} concurrent associations"
             results.append(
                 Result(
@@ -238,6 +260,18 @@ def run(scale: float) -> list[Result]:
                     goal=0.5 * bare,  # the issue: end to end at least 50% of the bare SCP
                 )
             )
+            if associations == 4:
+                results.append(
+                    Result(
+                        capability="dose evaluation on ingest",
+                        case=f"DACS end to end until every report is also evaluated, {label}",
+                        value=evaluated,
+                        unit="reports/s",
+                        baseline_case=f"DACS end to end without evaluation, {label}",
+                        baseline_value=bare_pipeline,
+                        goal=bare_pipeline / 1.2,  # issue 5: evaluation adds at most 20% to ingest time
+                    )
+                )
     return results
 
 
