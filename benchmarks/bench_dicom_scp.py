@@ -179,7 +179,7 @@ def _start_pipeline(out: Path, timeline: _Timeline, *, evaluate: bool = True) ->
     from fhir_server.settings import Settings
 
     logging.getLogger("dacs").setLevel(logging.WARNING)
-    runtime = Runtime.open(Settings(data_dir=out), mapping_processes=1)  # as `dacs serve` runs it
+    runtime = Runtime.open(Settings(data_dir=out), mapping_processes=1, evaluation_process=True)  # as dacs serve
     if not evaluate:
         runtime.dicom.evaluate = None
 

@@ -72,8 +72,8 @@ def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:
 
 
 async def _serve(settings: Settings) -> None:
-    # one mapping process: DICOM decoding, mapping and validation on the second core
-    runtime = Runtime.open(settings, mapping_processes=1)
+    # worker processes: DICOM decoding, mapping and validation, and dose evaluation, off this core
+    runtime = Runtime.open(settings, mapping_processes=1, evaluation_process=True)
     try:
         seed_terminology(runtime.service)
     except FhirError as exc:  # a broken site reference file: say which, and stop

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fhir_server.archive import Archive, open_archive
 from fhir_server.evaluation import DoseEvaluator
 from fhir_server.ingest.dicom import DicomPipeline, map_object
+from fhir_server.ingest.evaluation_process import EvaluationProcess
 from fhir_server.ingest.evaluation_queue import EvaluationQueue, studies_to_evaluate
 from fhir_server.ingest.hl7 import Hl7Pipeline
 from fhir_server.service import FhirService
@@ -29,28 +30,34 @@ class Runtime:
     hl7: Hl7Pipeline
     dicom: DicomPipeline
     evaluator: DoseEvaluator
-    evaluation: EvaluationQueue
+    evaluation: EvaluationQueue | EvaluationProcess
 
     pool: ProcessPoolExecutor | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, mapping_processes: int = 0) -> Runtime:
+    def open(cls, settings: Settings, *, mapping_processes: int = 0, evaluation_process: bool = False) -> Runtime:
         """Open the store and the pipelines. ``mapping_processes`` > 0 maps DICOM objects in that many
-        worker processes (``dacs serve``: receiving, archiving and committing stay in this one)."""
+        worker processes and ``evaluation_process`` evaluates in another (``dacs serve``: receiving,
+        archiving and committing stay in this one; only for stores several processes can share)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings.store_url())
         service = FhirService(store, settings)
         archive = open_archive(store, settings.data_dir)
         evaluator = DoseEvaluator(service)
-        evaluation = EvaluationQueue(evaluator.evaluate_studies)
+        evaluation: EvaluationQueue | EvaluationProcess
+        if evaluation_process and not settings.store_url().startswith("mongomock:"):
+            evaluation = EvaluationProcess(settings)  # it finds the studies left over from a previous run
+            evaluation.start()
+        else:
+            evaluation = EvaluationQueue(evaluator.evaluate_studies)
+            evaluation.start()
+            for study_id in studies_to_evaluate(service):  # left over from a previous run
+                evaluation.submit(study_id)
         pool = None
         if mapping_processes > 0:
             pool = ProcessPoolExecutor(mapping_processes, mp_context=multiprocessing.get_context("spawn"))
             pool.submit(map_object, b"", settings.timezone, None).result()  # load the modules now, not at 1st C-STORE
         dicom = DicomPipeline(service, archive, timezone=settings.timezone, evaluate=evaluation.submit, pool=pool)
-        evaluation.start()
-        for study_id in studies_to_evaluate(service):  # left over from a previous run
-            evaluation.submit(study_id)
         return cls(settings, store, service, archive, Hl7Pipeline(service, archive), dicom, evaluator, evaluation,
                    pool)
 
