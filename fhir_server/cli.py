@@ -25,6 +25,7 @@ from rich.table import Table
 from fhir_server.api.app import create_app
 from fhir_server.errors import FhirError
 from fhir_server.ingest.dicom import Disposition
+from fhir_server.ingest.evaluation_queue import all_study_ids
 from fhir_server.operations.terminology import seed_terminology
 from fhir_server.runtime import Runtime
 from fhir_server.settings import Settings
@@ -233,6 +234,28 @@ def read_dicom_file_bytes(key: str, data: bytes) -> ReceivedObject | None:
         return read_dicom_bytes(data)
     except NotImportable:
         return None
+
+
+@app.command()
+def evaluate(data_dir: DataDir = DEFAULT_DATA_DIR, store: StoreUrl = "") -> None:
+    """Evaluate every stored study again (after a protocol-map, DRL or threshold change in the site's
+    reference files): results and alerts are updated, never duplicated."""
+    logging.basicConfig(level=logging.WARNING)
+    runtime = Runtime.open(Settings(data_dir=data_dir, store=store))
+    runtime.evaluation.drain()  # studies left unevaluated by a stopped server first
+    console = Console()
+    ids = all_study_ids(runtime.service)
+    written = findings = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(ids))
+        for start in range(0, len(ids), 100):
+            batch = ids[start:start + 100]
+            for report in runtime.evaluator.evaluate_studies(batch):
+                written += report.written
+                findings += len(report.findings)
+            progress.advance(task, len(batch))
+    runtime.close()
+    console.print(f"evaluated {len(ids)} studies: {written} resources written, {findings} open findings")
 
 
 @quarantine_app.command("list")

@@ -111,9 +111,14 @@ def studies_to_evaluate(service: FhirService) -> list[str]:
     """ImagingStudies changed since the newest evaluation record (all of them if none exists)."""
     newest = service.search("Observation", [("identifier", f"{EVALUATION_SYSTEM}|"), ("_sort", "-_lastUpdated"),
                                             ("_count", "1"), ("_total", "none")]).page.resources
+    return all_study_ids(service, [("_lastUpdated", f"ge{newest[0].last_updated}")] if newest else [])
+
+
+def all_study_ids(service: FhirService, query: list[tuple[str, str]] | None = None) -> list[str]:
+    """Ids of the ImagingStudies matching ``query`` (all of them by default), oldest change first."""
     ids: list[str] = []
     offset = 0
-    query = [("_lastUpdated", f"ge{newest[0].last_updated}")] if newest else []
+    query = query or []
     while True:
         page = service.search("ImagingStudy", [*query, ("_sort", "_lastUpdated"), ("_count", "1000"),
                                                ("_offset", str(offset)), ("_total", "none")]).page.resources

@@ -205,3 +205,13 @@ def test_mpps_is_accepted_and_archived(server: RunningServer) -> None:
         assoc.release()
     archived = list((server.data_dir / "archive" / "mpps").rglob(f"{uid}*"))
     assert len(archived) == 2
+
+
+def test_evaluate_command_is_idempotent(tmp_path: Path) -> None:
+    media = tmp_path / "usb"
+    media.mkdir()
+    generated(media, dlp_total="800.0")
+    data = tmp_path / "data"
+    assert run_cli("import", str(media), "--data-dir", str(data)).returncode == 0
+    again = run_cli("evaluate", "--data-dir", str(data))
+    assert again.returncode == 0 and "evaluated 1 studies: 0 resources written" in again.stdout, again.stdout
