@@ -41,3 +41,26 @@ def test_studies_changed_since_the_last_evaluation_are_found(service: FhirServic
     assert studies_to_evaluate(service) == []
     service.update("ImagingStudy", "s2", {**study, "id": "s2"})
     assert studies_to_evaluate(service) == ["s2"] and first.stored.id == "s1"
+
+
+def test_evaluation_process_evaluates_and_drains(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fhir_server.ingest.evaluation_process import EvaluationProcess
+    from fhir_server.settings import Settings
+    from fhir_server.storage import open_store
+
+    settings = Settings(data_dir=tmp_path)
+    store = open_store(settings.store_url())
+    service = FhirService(store, settings)
+    service.update("Patient", "p", {"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01"})
+    service.update("ImagingStudy", "s", {"resourceType": "ImagingStudy", "id": "s", "status": "available",
+                                         "subject": {"reference": "Patient/p"}})
+    worker = EvaluationProcess(settings)
+    worker.start()
+    try:
+        worker.submit("s")
+        assert worker.drain(timeout=120)
+        records = service.search("Observation", [("identifier", "urn:dacs:evaluation|")]).page.resources
+        assert records and all(r.resource()["identifier"][0]["value"].startswith("s/") for r in records)
+    finally:
+        worker.stop()
+        store.close()
