@@ -23,7 +23,7 @@ import enum
 import io
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,9 +133,14 @@ class DicomPipeline:
         return IngestResult(Disposition.REJECTED, StoreOutcome(status, reason), reason)
 
     def _map_and_commit(self, obj: ReceivedObject, sha: str, now: str) -> IngestResult:
+        mapped = None
         if self.pool is not None:  # the mapping runs on another core; this thread waits without the GIL
-            mapped = self.pool.submit(map_object, obj.part10, self.timezone, obj.calling_ae_title).result()
-        else:
+            try:
+                mapped = self.pool.submit(map_object, obj.part10, self.timezone, obj.calling_ae_title).result()
+            except BrokenExecutor:
+                log.error("the mapping process died; mapping in the receiving process from now on")
+                self.pool = None
+        if mapped is None:
             mapped = map_object(obj.part10, self.timezone, obj.calling_ae_title)
         if mapped.kept_reason is not None:
             self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, sha, mapped.kept_reason, now))

@@ -215,3 +215,28 @@ def test_evaluate_command_is_idempotent(tmp_path: Path) -> None:
     assert run_cli("import", str(media), "--data-dir", str(data)).returncode == 0
     again = run_cli("evaluate", "--data-dir", str(data))
     assert again.returncode == 0 and "evaluated 1 studies: 0 resources written" in again.stdout, again.stdout
+
+
+def test_a_dead_mapping_process_does_not_stop_ingest(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from fhir_server.runtime import Runtime
+    from fhir_server.settings import Settings
+    from integrations.dicom.files import read_dicom_bytes
+
+    runtime = Runtime.open(Settings(data_dir=tmp_path / "data"))
+    pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+    pool.submit(int, 0).result()
+    for process in list(pool._processes.values()):  # simulate a crash of the worker
+        process.kill()
+        process.join()
+    runtime.dicom.pool = pool
+    try:
+        path, ds = generated(tmp_path)
+        result = runtime.dicom.ingest(read_dicom_bytes(path.read_bytes()))
+        assert result.outcome.status == 0 and result.study_id is not None
+        assert runtime.dicom.pool is None  # mapping continues in the receiving process
+    finally:
+        pool.shutdown(wait=False)
+        runtime.close()
