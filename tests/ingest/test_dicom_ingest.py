@@ -233,7 +233,7 @@ def test_a_dead_mapping_process_does_not_stop_ingest(tmp_path: Path) -> None:
         process.join()
     runtime.dicom.pool = pool
     try:
-        path, ds = generated(tmp_path)
+        path, _ = generated(tmp_path)
         result = runtime.dicom.ingest(read_dicom_bytes(path.read_bytes()))
         assert result.outcome.status == 0 and result.study_id is not None
         assert runtime.dicom.pool is None  # mapping continues in the receiving process
