@@ -91,6 +91,7 @@ async def _serve(settings: Settings) -> None:
     mllp = MllpServer(_hl7_receiver(runtime), settings.host, settings.mllp_port)
     dicom_port = dicom.start()
     mllp_port = await mllp.start()
+    recovery = asyncio.create_task(asyncio.to_thread(runtime.dicom.recover))  # objects a crash left unmapped
     # Everything loaded at start-up (definitions, models, reference data) is long-lived: keep it out of
     # the cyclic garbage collector's scans, which otherwise dominate the tail latency of large requests.
     gc.collect()
@@ -102,6 +103,7 @@ async def _serve(settings: Settings) -> None:
     try:
         await server.serve(sockets=[http_socket])
     finally:
+        await recovery
         await mllp.stop()
         await asyncio.to_thread(dicom.stop)
         await asyncio.to_thread(runtime.evaluation.stop)

@@ -46,6 +46,7 @@ from integrations.dicom import (
     StoreStatus,
     check_header,
 )
+from integrations.dicom.files import NotImportable, read_dicom_bytes
 from mappings.rdsr import (
     DatasetKind,
     MappingOptions,
@@ -63,6 +64,8 @@ from mappings.rdsr.errors import MalformedReportError, NoHeaderDoseError
 from mappings.rdsr.mpps import NoMppsDoseError
 
 log = logging.getLogger("dacs.ingest.dicom")
+
+PENDING = "received, not yet mapped"  # quarantine reason while an object is being mapped and committed
 
 
 class Disposition(enum.Enum):
@@ -123,6 +126,9 @@ class DicomPipeline:
         if not new and not force and not quarantined:
             return IngestResult(Disposition.DUPLICATE, StoreOutcome.success("already archived and mapped"),
                                 "same object received before")
+        # Flag the object until its resources are committed: if the process dies in between, the
+        # flag says so, a re-send maps it again and recover() finishes it at the next start.
+        self.archive.quarantine(QuarantineEntry("dicom", obj.sop_instance_uid, record.sha256, PENDING, now))
         broken = check_header(obj)  # truncated streams and UID mismatches, which pydicom does not notice
         if broken is not None:
             return self._reject(obj, record.sha256, now, broken.status, broken.reason)
@@ -180,6 +186,26 @@ class DicomPipeline:
                     log.exception("evaluation of ImagingStudy/%s failed", study_id)
         return IngestResult(disposition, StoreOutcome.success(), "", study_id, changed, mapped.warnings)
 
+
+    def recover(self) -> int:
+        """Map the objects a stopped process archived but did not finish (flagged ``PENDING``)."""
+        done = 0
+        for entry in self.archive.quarantined("dicom"):
+            if entry.reason != PENDING:
+                continue
+            data = self.archive.get("dicom", entry.key, entry.sha256)
+            if data is None:
+                continue
+            try:
+                obj = read_dicom_bytes(data)
+            except NotImportable as exc:
+                self.archive.quarantine(QuarantineEntry("dicom", entry.key, entry.sha256, f"unreadable: {exc}",
+                                                        now_instant()))
+                continue
+            result = self.ingest(obj, force=True)
+            log.info("recovered %s: %s %s", entry.key, result.disposition.value, result.reason)
+            done += 1
+        return done
 
     # -- MPPS -----------------------------------------------------------------------------------
     def mpps(self, message: MppsMessage) -> MppsOutcome:

@@ -240,3 +240,25 @@ def test_a_dead_mapping_process_does_not_stop_ingest(tmp_path: Path) -> None:
     finally:
         pool.shutdown(wait=False)
         runtime.close()
+
+
+def test_objects_archived_but_not_mapped_are_recovered(tmp_path: Path) -> None:
+    from fhir_server.archive import QuarantineEntry
+    from fhir_server.ingest.dicom import PENDING
+    from fhir_server.runtime import Runtime
+    from fhir_server.settings import Settings
+
+    path, ds = generated(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data")
+    crashed = Runtime.open(settings)  # as if the process died right after archiving
+    record, _ = crashed.archive.put("dicom", ds.SOPInstanceUID, path.read_bytes(), "2026-01-01T00:00:00Z")
+    crashed.archive.quarantine(QuarantineEntry("dicom", ds.SOPInstanceUID, record.sha256, PENDING, "now"))
+    crashed.close()
+    restarted = Runtime.open(settings)
+    try:
+        assert restarted.dicom.recover() == 1
+        found = restarted.service.search("ImagingStudy", [("identifier",
+                                                            f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}")])
+        assert found.page.total == 1 and not restarted.archive.is_quarantined("dicom", ds.SOPInstanceUID)
+    finally:
+        restarted.close()
