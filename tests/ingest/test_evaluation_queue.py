@@ -4,6 +4,7 @@ does not stop the others, and studies left unevaluated by a stopped process are 
 from __future__ import annotations
 
 import threading
+import time
 
 from fhir_server.ingest.evaluation_queue import EvaluationQueue, studies_to_evaluate
 from fhir_server.service import FhirService
@@ -35,10 +36,12 @@ def test_studies_changed_since_the_last_evaluation_are_found(service: FhirServic
     study = {"resourceType": "ImagingStudy", "status": "available", "subject": {"reference": "Patient/p"}}
     first = service.update("ImagingStudy", "s1", {**study, "id": "s1"})
     assert studies_to_evaluate(service) == ["s1"]  # nothing evaluated yet: everything
+    time.sleep(0.01)  # _lastUpdated search has millisecond precision: keep the writes apart
     service.update("Observation", "eval-1", {
         "resourceType": "Observation", "id": "eval-1", "status": "final", "code": {"text": "evaluation"},
         "identifier": [{"system": "urn:dacs:evaluation", "value": "s1/effective-dose"}]})
     assert studies_to_evaluate(service) == []
+    time.sleep(0.01)
     service.update("ImagingStudy", "s2", {**study, "id": "s2"})
     assert studies_to_evaluate(service) == ["s2"] and first.stored.id == "s1"
 
