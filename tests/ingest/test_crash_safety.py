@@ -27,7 +27,7 @@ def test_kill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
         pytest.skip("dcmtk storescu is not installed (make test installs it)")
     media = tmp_path / "media"
     media.mkdir()
-    sent = [generated(media, patient_id=f"CRASH-{random.randrange(10**6)}") for _ in range(40)]
+    sent = [generated(media, patient_id=f"CRASH-{random.randrange(10**6)}") for _ in range(60)]
     data = tmp_path / "data"
     server = RunningServer(data)
     client = subprocess.Popen([storescu, "-v", "-aec", "DACS", "127.0.0.1", str(server.ports["DICOM"]),
