@@ -262,3 +262,17 @@ def test_objects_archived_but_not_mapped_are_recovered(tmp_path: Path) -> None:
         assert found.page.total == 1 and not restarted.archive.is_quarantined("dicom", ds.SOPInstanceUID)
     finally:
         restarted.close()
+
+
+def test_ingest_on_the_mongodb_backend(mongo_server: RunningServer, tmp_path: Path) -> None:
+    paths = [generated(tmp_path)[0] for _ in range(3)]
+    assert dcmtk_send(mongo_server, paths).returncode == 0
+    ack = send_raw(mongo_server, "MSH|^~\\&|RIS|HOSP|DACS|HOSP|20240101120000||ADT^A04|mongo-1|P|2.5\n"
+                                 "PID|||MONGO-1^^^HOSP^MR||Fassi^Hind||19850101|F\n")
+    assert msa(ack)[1] == "AA"
+    with httpx.Client(base_url=mongo_server.base, timeout=60) as fhir:
+        for path in paths:
+            ds = pydicom.dcmread(path)
+            assert study_of(fhir, ds.StudyInstanceUID) is not None
+        assert fhir.get("/Patient", params={"identifier": "MONGO-1"}).json()["total"] == 1
+    assert dcmtk_send(mongo_server, paths).returncode == 0  # duplicates, from the GridFS archive
