@@ -80,7 +80,8 @@ def searchset(result: SearchResult, base: str, query: list[tuple[str, str]]) -> 
     """The searchset Bundle of a search, built from the stored bytes of each resource."""
     req = result.request
     page = result.page
-    links = _links(base, req.resource_type, query, req.offset, req.count, len(page.resources), page.total)
+    count = 0 if req.summary == "count" else req.count  # a count has no pages
+    links = _links(base, req.resource_type, query, req.offset, count, len(page.resources), page.total)
     parts = []
     for stored, mode in [(r, b"match") for r in page.resources] + [(r, b"include") for r in result.included]:
         body = resource_bytes(stored, req.summary, req.elements)

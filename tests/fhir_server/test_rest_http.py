@@ -150,8 +150,9 @@ def test_search_paging_links_and_shaping(http: httpx.Client) -> None:
     assert any(t["code"] == "SUBSETTED" for t in tags)
     elements = http.get("/Patient", params={"family": family, "_elements": "gender", "_count": 1}).json()
     assert set(elements["entry"][0]["resource"]) == {"resourceType", "id", "meta", "gender"}
-    count = http.get("/Patient", params={"family": family, "_summary": "count"}).json()
+    count = http.get("/Patient", params={"family": family, "_summary": "count", "_count": 2}).json()
     assert count["total"] == 5 and count["entry"] == []
+    assert [link["relation"] for link in count["link"]] == ["self"]  # a count has no pages
     posted = http.post("/Patient/_search", data={"family": family})
     assert posted.status_code == 200 and posted.json()["total"] == 5
 
