@@ -262,7 +262,3 @@ def top_level_names(resource: dict[str, Any]) -> set[str]:
                 break
     return names
 
-
-def applies_to(expression: str, resource_type: str) -> bool:
-    """Whether any union member of ``expression`` is about ``resource_type``."""
-    return bool(compile_expression(expression, resource_type).programs)  # type: ignore[attr-defined]

@@ -15,8 +15,6 @@ from importlib import resources
 from fhir_server.definitions import SERVED_TYPES
 from fhir_server.search.fhirpath import Evaluator, compile_expression
 
-SEARCH_TYPES = ("number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special")
-
 
 @dataclass(frozen=True)
 class Component:

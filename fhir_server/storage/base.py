@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from fhir_server.definitions import SERVED_TYPES
 from fhir_server.errors import Conflict
 from fhir_server.search.filters import Filter, SortKey
 from fhir_server.search.index import IndexEntry
@@ -108,11 +109,12 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    @abstractmethod
     def read_many(self, type_: str, ids: list[str]) -> list[StoredResource]:
         """Current, non-deleted versions of several resources of one type (for ``_include``)."""
-        found = []
-        for id_ in ids:
-            stored = self.read(type_, id_)
-            if stored is not None and not stored.deleted:
-                found.append(stored)
-        return found
+
+    @staticmethod
+    def check_type(type_: str) -> None:
+        """Refuse a type DACS does not serve (type names become table and collection names)."""
+        if type_ not in SERVED_TYPES:
+            raise ValueError(f"unknown resource type {type_!r}")

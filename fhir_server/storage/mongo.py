@@ -159,18 +159,13 @@ class MongoStore(Store):
         hist.create_index([("type", 1), ("lu", -1)], name="type_lu")
 
     @staticmethod
-    def _check_type(type_: str) -> None:
-        if type_ not in SERVED_TYPES:
-            raise ValueError(f"unknown resource type {type_!r}")
-
-    @staticmethod
     def _stored(type_: str, doc: dict[str, Any], method: str = "PUT") -> StoredResource:
         body = None if doc.get("r") is None else orjson.dumps(doc["r"])
         return StoredResource(type_, doc["id"] if "id" in doc else doc["_id"], doc["v"], doc["lu"],
                               bool(doc["del"]), body, doc.get("m", method))
 
     def read(self, type_: str, id_: str) -> StoredResource | None:
-        self._check_type(type_)
+        self.check_type(type_)
         doc = self.db[type_].find_one({"_id": id_}, {"_i": 0, "_srt": 0})
         return None if doc is None else self._stored(type_, doc)
 
@@ -194,7 +189,7 @@ class MongoStore(Store):
 
     def search(self, type_: str, filter_: Filter | None, sort: tuple[SortKey, ...], *, count: int,
                offset: int, total: bool) -> Page:
-        self._check_type(type_)
+        self.check_type(type_)
         query: dict[str, Any] = {"del": False}
         if filter_ is not None:
             query = {"$and": [query, compile_filter(filter_)]}
@@ -212,7 +207,7 @@ class MongoStore(Store):
         return Page([self._stored(type_, d) for d in docs], matched)
 
     def read_many(self, type_: str, ids: list[str]) -> list[StoredResource]:
-        self._check_type(type_)
+        self.check_type(type_)
         docs = self.db[type_].find({"_id": {"$in": list(ids)}, "del": False}, {"_i": 0, "_srt": 0})
         return [self._stored(type_, d) for d in docs]
 
@@ -226,7 +221,7 @@ class MongoStore(Store):
 
     def _apply_all(self, writes: list[Write], session: Any) -> None:
         for w in writes:  # check every expectation before the first write
-            self._check_type(w.type)
+            self.check_type(w.type)
             doc = self.db[w.type].find_one({"_id": w.id}, {"v": 1}, session=session)
             current = None if doc is None else doc["v"]
             if current != w.expected_version:

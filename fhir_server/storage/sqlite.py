@@ -194,13 +194,8 @@ class SQLiteStore(Store):
             conn = self._local.conn = self._connect()
         return conn
 
-    @staticmethod
-    def _check_type(type_: str) -> None:
-        if type_ not in SERVED_TYPES:
-            raise ValueError(f"unknown resource type {type_!r}")
-
     def read(self, type_: str, id_: str) -> StoredResource | None:
-        self._check_type(type_)
+        self.check_type(type_)
         row = self._reader.execute(
             f'SELECT id, version, last_updated, deleted, body FROM "res_{type_}" WHERE id = ?', (id_,)
         ).fetchone()
@@ -237,7 +232,7 @@ class SQLiteStore(Store):
 
     def search(self, type_: str, filter_: Filter | None, sort: tuple[SortKey, ...], *, count: int,
                offset: int, total: bool) -> Page:
-        self._check_type(type_)
+        self.check_type(type_)
         where, args = compile_where(type_, filter_)
         conn = self._reader
         rows: list = []
@@ -257,7 +252,7 @@ class SQLiteStore(Store):
         return Page([StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows], matched)
 
     def read_many(self, type_: str, ids: list[str]) -> list[StoredResource]:
-        self._check_type(type_)
+        self.check_type(type_)
         found: list[StoredResource] = []
         for start in range(0, len(ids), 900):
             chunk = ids[start:start + 900]
@@ -281,7 +276,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, w: Write) -> None:
-        SQLiteStore._check_type(w.type)
+        SQLiteStore.check_type(w.type)
         row = conn.execute(f'SELECT rid, version FROM "res_{w.type}" WHERE id = ?', (w.id,)).fetchone()
         current = None if row is None else row[1]
         if current != w.expected_version:
