@@ -69,6 +69,7 @@ class WriteResult:
 
     stored: StoredResource
     status: int  # 200 updated / existing, 201 created
+    written: bool = True  # False: an identical update, no new version
 
 
 @dataclass
@@ -269,19 +270,23 @@ class FhirService:
                     raise PreconditionFailed(f"If-None-Exist matches {len(found)} {type_} resources")
                 if found:
                     return WriteResult(found[0], 200)
-            write = self.prepare(type_, str(uuid.uuid4()), resource, "POST", None, now_instant())
+            write = self.prepare(type_, str(uuid.uuid4()), resource, "POST", None, now_instant(), validated=True)
             return WriteResult(self._commit_one(write), 201)
 
     def update(self, type_: str, id_: str, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
         validate_resource(resource, type_)
         if resource.get("id") != id_:
             raise FhirError(f"the resource id {resource.get('id')!r} does not match the URL id {id_!r}")
+        return self._put(type_, id_, resource, if_match)
+
+    def _put(self, type_: str, id_: str, resource: dict[str, Any], if_match: str | None) -> WriteResult:
+        """Make a validated ``resource`` the current version of ``type_/id_`` (unless it is unchanged)."""
         with self.store.lock:
             current = self.store.read(type_, id_)
             self.check_if_match(current, if_match)
             if current is not None and self.unchanged(current, resource):
-                return WriteResult(current, 200)
-            write = self.prepare(type_, id_, resource, "PUT", current, now_instant())
+                return WriteResult(current, 200, written=False)
+            write = self.prepare(type_, id_, resource, "PUT", current, now_instant(), validated=True)
             return WriteResult(self._commit_one(write), 201 if current is None or current.deleted else 200)
 
     def conditional_update(self, type_: str, query: list[tuple[str, str]], resource: dict[str, Any], *,
@@ -295,12 +300,12 @@ class FhirService:
                 id_ = found[0].id
                 if resource.get("id") not in (None, id_):
                     raise FhirError(f"the resource id {resource['id']!r} differs from the matched {type_}/{id_}")
-                return self.update(type_, id_, {**resource, "id": id_}, if_match=if_match)
+                return self._put(type_, id_, {**resource, "id": id_}, if_match)
             id_ = resource.get("id") or str(uuid.uuid4())
             if self.store.read(type_, id_) is not None:
                 raise FhirError(f"{type_}/{id_} exists but does not match the conditional update criteria",
                                 status=409, code="conflict")
-            return self.update(type_, id_, {**resource, "id": id_}, if_match=if_match)
+            return self._put(type_, id_, {**resource, "id": id_}, if_match)
 
     def patch(self, type_: str, id_: str, patch: Any, *, if_match: str | None = None) -> WriteResult:
         with self.store.lock:

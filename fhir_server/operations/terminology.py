@@ -39,14 +39,7 @@ def seed_terminology(service: FhirService, reference: ReferenceData | None = Non
     ref = reference or site_reference(service.settings.data_dir)
     written = 0
     for resource in tx.all_resources(ref):
-        current = service.store.read(resource["resourceType"], resource["id"])
-        if current is not None and not current.deleted:
-            stored = current.resource()
-            stored.pop("meta", None)
-            if stored == resource:
-                continue
-        service.update(resource["resourceType"], resource["id"], resource)
-        written += 1
+        written += service.update(resource["resourceType"], resource["id"], resource).written
     return written
 
 
