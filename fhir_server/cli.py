@@ -24,7 +24,7 @@ from rich.table import Table
 
 from fhir_server.api.app import create_app
 from fhir_server.errors import FhirError
-from fhir_server.ingest.dicom import Disposition
+from fhir_server.ingest.dicom import Disposition, IngestResult
 from fhir_server.ingest.evaluation_queue import all_study_ids
 from fhir_server.operations.terminology import seed_terminology
 from fhir_server.runtime import Runtime
@@ -32,12 +32,11 @@ from fhir_server.settings import Settings
 from integrations.dicom import (
     DicomListener,
     DicomListenerConfig,
-    ReceivedObject,
     SkippedInput,
     plan_inputs,
     read_dicom_file,
 )
-from integrations.dicom.files import NotImportable, read_dicom_bytes
+from integrations.dicom.files import NotImportable
 from integrations.mllp import Hl7Receiver, MllpServer
 from mappings.hl7v2 import AckOutcome, split_messages
 
@@ -213,15 +212,10 @@ def remap(data_dir: DataDir = DEFAULT_DATA_DIR, store: StoreUrl = "") -> None:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("remapping", total=len(keys))
         for key in keys:
-            data = runtime.archive.get("dicom", key)
-            item = read_dicom_file_bytes(key, data) if data is not None else None
-            if item is None:
-                counts["unreadable"] += 1
-            else:
-                result = runtime.dicom.ingest(item, force=True)
-                counts[result.disposition.value] += 1
-                if result.changed:
-                    changed.append((key, result.changed))
+            result = _reingest(runtime, key)
+            counts[result.disposition.value if result else "unreadable"] += 1
+            if result is not None and result.changed:
+                changed.append((key, result.changed))
             progress.advance(task)
     runtime.close()
     console.print(f"remapped {len(keys)} archived objects: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
@@ -230,10 +224,10 @@ def remap(data_dir: DataDir = DEFAULT_DATA_DIR, store: StoreUrl = "") -> None:
         console.print(f"  {key}: {n} resources updated")
 
 
-def read_dicom_file_bytes(key: str, data: bytes) -> ReceivedObject | None:
-    """An archived Part 10 object as a ReceivedObject (None if it cannot be read as one)."""
+def _reingest(runtime: Runtime, key: str) -> IngestResult | None:
+    """Map an archived DICOM object again; None when it is missing or not readable as DICOM."""
     try:
-        return read_dicom_bytes(data)
+        return runtime.dicom.reingest(key)
     except NotImportable:
         return None
 
@@ -279,9 +273,7 @@ def quarantine_retry(data_dir: DataDir = DEFAULT_DATA_DIR, store: StoreUrl = "")
     runtime = Runtime.open(Settings(data_dir=data_dir, store=store))
     counts: Counter[str] = Counter()
     for entry in runtime.archive.quarantined("dicom"):
-        data = runtime.archive.get("dicom", entry.key)
-        item = read_dicom_file_bytes(entry.key, data) if data is not None else None
-        result = runtime.dicom.ingest(item, force=True) if item is not None else None
+        result = _reingest(runtime, entry.key)
         counts[result.disposition.value if result else "unreadable"] += 1
     Console().print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "quarantine is empty")
     runtime.close()

@@ -187,24 +187,30 @@ class DicomPipeline:
         return IngestResult(disposition, StoreOutcome.success(), "", study_id, changed, mapped.warnings)
 
 
+    def reingest(self, key: str, sha256: str | None = None) -> IngestResult | None:
+        """Map an archived object again (its latest version unless ``sha256`` names one).
+
+        None when nothing is archived under ``key``; raises ``NotImportable`` when the archived bytes
+        are not a DICOM object. For ``dacs remap``, ``dacs quarantine retry`` and :meth:`recover`.
+        """
+        data = self.archive.get("dicom", key, sha256)
+        return None if data is None else self.ingest(read_dicom_bytes(data), force=True)
+
     def recover(self) -> int:
         """Map the objects a stopped process archived but did not finish (flagged ``PENDING``)."""
         done = 0
         for entry in self.archive.quarantined("dicom"):
             if entry.reason != PENDING:
                 continue
-            data = self.archive.get("dicom", entry.key, entry.sha256)
-            if data is None:
-                continue
             try:
-                obj = read_dicom_bytes(data)
+                result = self.reingest(entry.key, entry.sha256)
             except NotImportable as exc:
                 self.archive.quarantine(QuarantineEntry("dicom", entry.key, entry.sha256, f"unreadable: {exc}",
                                                         now_instant()))
                 continue
-            result = self.ingest(obj, force=True)
-            log.info("recovered %s: %s %s", entry.key, result.disposition.value, result.reason)
-            done += 1
+            if result is not None:
+                log.info("recovered %s: %s %s", entry.key, result.disposition.value, result.reason)
+                done += 1
         return done
 
     # -- MPPS -----------------------------------------------------------------------------------
