@@ -238,7 +238,6 @@ def evaluate(data_dir: DataDir = DEFAULT_DATA_DIR, store: StoreUrl = "") -> None
     reference files): results and alerts are updated, never duplicated."""
     logging.basicConfig(level=logging.WARNING)
     runtime = Runtime.open(Settings(data_dir=data_dir, store=store))
-    runtime.evaluation.drain()  # studies left unevaluated by a stopped server first
     console = Console()
     ids = all_study_ids(runtime.service)
     written = findings = 0

@@ -14,7 +14,7 @@ from fhir_server.archive import Archive, open_archive
 from fhir_server.evaluation import DoseEvaluator
 from fhir_server.ingest.dicom import DicomPipeline, map_object
 from fhir_server.ingest.evaluation_process import EvaluationProcess
-from fhir_server.ingest.evaluation_queue import EvaluationQueue, studies_to_evaluate
+from fhir_server.ingest.evaluation_queue import EvaluationQueue
 from fhir_server.ingest.hl7 import Hl7Pipeline
 from fhir_server.service import FhirService
 from fhir_server.settings import Settings
@@ -46,13 +46,11 @@ class Runtime:
         evaluator = DoseEvaluator(service)
         evaluation: EvaluationQueue | EvaluationProcess
         if evaluation_process and not settings.store_url().startswith("mongomock:"):
-            evaluation = EvaluationProcess(settings)  # it finds the studies left over from a previous run
-            evaluation.start()
-        else:
+            # the server's evaluator; it also finds the studies a previous run left unevaluated
+            evaluation = EvaluationProcess(settings)
+        else:  # the commands (import, remap …) evaluate only what they ingest
             evaluation = EvaluationQueue(evaluator.evaluate_studies)
-            evaluation.start()
-            for study_id in studies_to_evaluate(service):  # left over from a previous run
-                evaluation.submit(study_id)
+        evaluation.start()
         pool = None
         if mapping_processes > 0:
             pool = ProcessPoolExecutor(mapping_processes, mp_context=multiprocessing.get_context("spawn"))

@@ -9,7 +9,8 @@ the batch is full or the oldest study has waited ``max_delay`` seconds, which bo
 alert can be. So a burst from the modalities is received at full speed and evaluated right after.
 
 Nothing derived is lost if the process stops with studies still queued: :func:`studies_to_evaluate`
-lists, at start-up, every study changed since the newest evaluation record, and they are queued again.
+lists every study changed since the newest evaluation record, and the server's evaluation process
+queues them at start-up.
 """
 
 from __future__ import annotations
