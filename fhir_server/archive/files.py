@@ -1,8 +1,9 @@
-"""The archive as files: ``<root>/<kind>/<shard>/<key>__<received>__<sha256>.bin``.
+"""The archive as files: ``<root>/<kind>/<xx>/<yy>/<key>__<received>__<sha256>.bin``.
 
 One file per stored version, written atomically (temporary file, fsync, rename, fsync of the folder),
-so a crash leaves either the whole object or nothing, and a put costs one file fsync. ``shard`` is the
-first two hex digits of the key's SHA-256, so folders stay small. Keys are escaped to
+so a crash leaves either the whole object or nothing, and a put costs one file fsync. ``xx/yy`` are
+the first four hex digits of the key's SHA-256 (65,536 folders), so that finding a key's versions
+reads a folder of a few dozen files even with millions of objects. Keys are escaped to
 ``[A-Za-z0-9._-]`` in file names (``%XX`` for anything else) and are reversible. The quarantine is one
 small JSON file per flagged object.
 """
@@ -40,8 +41,10 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     if not path.parent.is_dir():
+        created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
         path.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_dir(path.parent.parent)
+        for folder in created:  # each new folder's entry must be durable in its parent
+            _fsync_dir(folder.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -59,7 +62,8 @@ class FileArchive(Archive):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _shard(self, kind: str, key: str) -> Path:
-        return self.root / _safe(kind) / hashlib.sha256(key.encode()).hexdigest()[:2]
+        digest_ = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / _safe(kind) / digest_[:2] / digest_[2:4]
 
     def _files(self, kind: str, key: str) -> list[tuple[ArchivedObject, Path]]:
         shard = self._shard(kind, key)
@@ -98,12 +102,10 @@ class FileArchive(Archive):
         if not folder.is_dir():
             return []
         names = set()
-        for shard in folder.iterdir():
-            if shard.is_dir():
-                for path in shard.iterdir():
-                    match = _NAME.match(path.name)
-                    if match:
-                        names.add(_unsafe(match.group("key")))
+        for path in folder.glob("*/*/*.bin"):
+            match = _NAME.match(path.name)
+            if match:
+                names.add(_unsafe(match.group("key")))
         return sorted(names)
 
     def _quarantine_path(self, kind: str, key: str) -> Path:
