@@ -89,11 +89,6 @@ def bench_writes(tmp: Path, bundles: int) -> list[Result]:
                    "fhir.resources validation alone", validation_only, goal=1000)]
 
 
-def _template_entries(obs: dict) -> list:
-    """Index entries of a loader Observation (the template is checked against index_entries)."""
-    return index_entries(obs)
-
-
 def build_history_db(path: Path, patients: int, per_patient: int) -> None:
     """1,000,000 (at scale 1) dose Observations written through the store with real index entries."""
     tmp = path.with_suffix(".partial")
