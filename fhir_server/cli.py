@@ -79,7 +79,7 @@ async def _serve(settings: Settings) -> None:
     except FhirError as exc:  # a broken site reference file: say which, and stop
         raise typer.BadParameter(f"reference data: {exc.diagnostics}") from None
     http_socket = bind(settings.host, settings.http_port)
-    app_ = create_app(settings, runtime.store, {"dose_evaluator": runtime.evaluator,
+    app_ = create_app(settings, runtime.service, {"dose_evaluator": runtime.evaluator,
                                                 "evaluation_queue": runtime.evaluation})
     config = uvicorn.Config(app_, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -20,14 +20,15 @@ from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.operations import Operation, OperationContext, load_operations
 from fhir_server.service import FhirService
 from fhir_server.settings import Settings
-from fhir_server.storage import Store, open_store
+from fhir_server.storage import open_store
 
 log = logging.getLogger("dacs.http")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
 
 
-def create_app(settings: Settings, store: Store | None = None, extras: dict[str, Any] | None = None) -> FastAPI:
-    """The DACS FHIR application over ``store`` (opened from ``settings`` when not given)."""
+def create_app(settings: Settings, service: FhirService | None = None,
+               extras: dict[str, Any] | None = None) -> FastAPI:
+    """The DACS FHIR application over ``service`` (over a store opened from ``settings`` when not given)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,8 +38,8 @@ def create_app(settings: Settings, store: Store | None = None, extras: dict[str,
     app = FastAPI(title="DACS FHIR R4 server", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", openapi_url="/openapi.json")
     app.state.settings = settings
-    app.state.store = store if store is not None else open_store(settings.store_url())
-    app.state.service = FhirService(app.state.store, settings)
+    app.state.service = service if service is not None else FhirService(open_store(settings.store_url()), settings)
+    app.state.store = app.state.service.store
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
