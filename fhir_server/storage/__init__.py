@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from fhir_server.storage.base import Page, Store, StoredResource, VersionConflict, Write
+from fhir_server.storage.base import LoggedMessage, Page, Store, StoredResource, VersionConflict, Write
 
-__all__ = ["Page", "Store", "StoredResource", "VersionConflict", "Write", "open_store"]
+__all__ = ["LoggedMessage", "Page", "Store", "StoredResource", "VersionConflict", "Write", "open_store"]
 
 
 def open_store(url: str) -> Store:

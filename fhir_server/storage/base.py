@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,23 @@ class Page:
     total: int | None
 
 
+@dataclass(frozen=True)
+class LoggedMessage:
+    """A received message kept verbatim with the reply it got (the HL7 v2 message log).
+
+    ``outcome`` is the protocol's own word for what happened (HL7 ``AA``/``AE``/``AR``); ``reply`` is
+    None when no reply was sent (an enhanced-mode message that asked for none).
+    """
+
+    kind: str
+    key: str
+    received: str
+    sha256: str
+    outcome: str
+    message: bytes
+    reply: bytes | None
+
+
 class VersionConflict(Conflict):
     """Someone else wrote the resource between the read and the commit."""
 
@@ -104,6 +123,26 @@ class Store(ABC):
     @abstractmethod
     def commit(self, writes: list[Write]) -> None:
         """Apply all writes atomically; raise :class:`VersionConflict` if any expectation fails."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the write lock and group the commits made inside into one unit.
+
+        On SQLite the commits inside become one atomic, durable commit at the end (one WAL sync for
+        all of them), reads inside see them, and a nested ``transaction()`` that raises undoes only
+        its own part (a savepoint). This default, used by MongoDB (which has no savepoints), only
+        holds the lock: each commit inside stays atomic and durable on its own.
+        """
+        with self.lock:
+            yield
+
+    @abstractmethod
+    def log_message(self, message: LoggedMessage) -> None:
+        """Keep a received message and its reply durably (within the current transaction, if any)."""
+
+    @abstractmethod
+    def last_message(self, kind: str, key: str) -> LoggedMessage | None:
+        """The latest message logged under ``kind``/``key``, or None."""
 
     @abstractmethod
     def close(self) -> None:

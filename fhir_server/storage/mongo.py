@@ -10,9 +10,11 @@ FHIR's rule for multi-valued parameters.
 
 A write that touches several documents (the resource, its history, every entry of a transaction
 Bundle) runs in a multi-document transaction when the server supports them (replica set or sharded
-cluster). A standalone server has no transactions: all checks are done before the first write, but a
-crash between two writes of one commit can leave part of it; run a replica set (a single-node one is
-enough) in production. Writes use write concern ``majority`` with journaling, so an acknowledged
+cluster); MongoDB has no savepoints, so :meth:`Store.transaction` only holds the lock here and each
+commit inside stays its own transaction. A standalone server has no transactions: all checks are
+done before the first write, but a crash between two writes of one commit can leave part of it; run
+a replica set (a single-node one is enough) in production. The ``messages`` collection is the HL7 v2
+message log. Writes use write concern ``majority`` with journaling, so an acknowledged
 write survives a crash.
 """
 
@@ -41,7 +43,7 @@ from fhir_server.search.filters import (
 )
 from fhir_server.search.filters import And as AndFilter
 from fhir_server.search.index import IndexEntry
-from fhir_server.storage.base import Page, Store, StoredResource, VersionConflict, Write
+from fhir_server.storage.base import LoggedMessage, Page, Store, StoredResource, VersionConflict, Write
 
 _MAX_CHAR = "\U0010ffff"
 _MONGO_OPS = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
@@ -157,6 +159,7 @@ class MongoStore(Store):
         hist.create_index([("type", 1), ("id", 1), ("v", -1)], name="type_id_v", unique=True)
         hist.create_index([("lu", -1)], name="lu")
         hist.create_index([("type", 1), ("lu", -1)], name="type_lu")
+        self.db["messages"].create_index([("kind", 1), ("key", 1), ("received", -1), ("_id", -1)], name="kind_key")
 
     @staticmethod
     def _stored(type_: str, doc: dict[str, Any], method: str = "PUT") -> StoredResource:
@@ -244,6 +247,19 @@ class MongoStore(Store):
             self.db["history"].insert_one(
                 {"_id": f"{w.type}/{w.id}/{w.version}", "type": w.type, "id": w.id, "v": w.version,
                  "lu": w.last_updated, "m": w.method, "del": w.deleted, "r": w.resource}, session=session)
+
+    def log_message(self, message: LoggedMessage) -> None:
+        self.db["messages"].insert_one(
+            {"kind": message.kind, "key": message.key, "received": message.received, "sha256": message.sha256,
+             "outcome": message.outcome, "message": message.message, "reply": message.reply})
+
+    def last_message(self, kind: str, key: str) -> LoggedMessage | None:
+        doc = self.db["messages"].find_one({"kind": kind, "key": key}, sort=[("received", -1), ("_id", -1)])
+        if doc is None:
+            return None
+        reply = doc.get("reply")
+        return LoggedMessage(kind, key, doc["received"], doc["sha256"], doc["outcome"], bytes(doc["message"]),
+                             None if reply is None else bytes(reply))
 
     def close(self) -> None:
         self.client.close()

@@ -3,8 +3,10 @@
 One database file in WAL mode with ``synchronous=FULL``, so a commit is on disk before the client
 hears of it and a killed process loses nothing it acknowledged. Per resource type there is a table
 of current versions (``res_<Type>``, served as stored JSON) and a table of search-index entries
-(``idx_<Type>``, see :mod:`fhir_server.search.index`); one ``history`` table keeps every version.
-Writes go through one connection under the store lock; readers use one connection per thread.
+(``idx_<Type>``, see :mod:`fhir_server.search.index`); one ``history`` table keeps every version, and
+``messages`` the received HL7 v2 messages with their ACKs.
+Writes go through one connection under the store lock; readers use one connection per thread, except
+inside :meth:`SQLiteStore.transaction`, where the writing thread reads its own uncommitted writes.
 
 Searches compile the filter tree to SQL with ``?`` placeholders only. The most selective clause
 drives the query (``rid IN (…)`` over the index); the others are ``EXISTS`` probes on ``(rid, p)``.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fhir_server.definitions import SERVED_TYPES
@@ -31,7 +35,7 @@ from fhir_server.search.filters import (
     SortKey,
 )
 from fhir_server.search.filters import And as AndFilter
-from fhir_server.storage.base import Page, Store, StoredResource, VersionConflict, Write
+from fhir_server.storage.base import LoggedMessage, Page, Store, StoredResource, VersionConflict, Write
 
 _SCHEMA_TYPE = """
 CREATE TABLE IF NOT EXISTS "res_{t}" (
@@ -51,6 +55,10 @@ CREATE TABLE IF NOT EXISTS history (
     UNIQUE (type, id, version));
 CREATE INDEX IF NOT EXISTS history_lu ON history (last_updated);
 CREATE INDEX IF NOT EXISTS history_type_lu ON history (type, last_updated);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, received TEXT NOT NULL,
+    sha256 TEXT NOT NULL, outcome TEXT NOT NULL, message BLOB NOT NULL, reply BLOB);
+CREATE INDEX IF NOT EXISTS messages_key ON messages (kind, key, seq);
 """
 _OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 _COLUMNS = {"s", "k", "t", "lo", "hi"}
@@ -175,6 +183,8 @@ class SQLiteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._writer = self._connect()
+        self._depth = 0  # nesting of transaction() on the writer connection
+        self._owner: int | None = None  # the thread inside transaction(): its reads see its writes
         with self.lock:
             self._writer.executescript(_SCHEMA + "".join(_SCHEMA_TYPE.format(t=t) for t in SERVED_TYPES))
 
@@ -189,6 +199,8 @@ class SQLiteStore(Store):
 
     @property
     def _reader(self) -> sqlite3.Connection:
+        if self._owner == threading.get_ident():
+            return self._writer  # inside transaction(): read what it wrote so far
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -262,17 +274,46 @@ class SQLiteStore(Store):
             found.extend(StoredResource(type_, r[0], r[1], r[2], False, r[3]) for r in rows)
         return found
 
-    def commit(self, writes: list[Write]) -> None:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
         with self.lock:
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            depth = self._depth
+            savepoint = f"s{depth}"
+            conn.execute(f"SAVEPOINT {savepoint}" if depth else "BEGIN IMMEDIATE")
+            self._depth, self._owner = depth + 1, threading.get_ident()
             try:
-                for w in writes:
-                    self._apply(conn, w)
+                yield
+                conn.execute(f"RELEASE {savepoint}" if depth else "COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if depth:
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+                elif conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            finally:
+                self._depth = depth
+                if not depth:
+                    self._owner = None
+
+    def commit(self, writes: list[Write]) -> None:
+        with self.transaction():
+            for w in writes:
+                self._apply(self._writer, w)
+
+    def log_message(self, message: LoggedMessage) -> None:
+        with self.transaction():
+            self._writer.execute(
+                "INSERT INTO messages (kind, key, received, sha256, outcome, message, reply) VALUES (?,?,?,?,?,?,?)",
+                (message.kind, message.key, message.received, message.sha256, message.outcome, message.message,
+                 message.reply))
+
+    def last_message(self, kind: str, key: str) -> LoggedMessage | None:
+        row = self._reader.execute(
+            "SELECT received, sha256, outcome, message, reply FROM messages WHERE kind = ? AND key = ? "
+            "ORDER BY seq DESC LIMIT 1", (kind, key)).fetchone()
+        return None if row is None else LoggedMessage(kind, key, *row)
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, w: Write) -> None:

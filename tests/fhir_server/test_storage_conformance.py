@@ -3,11 +3,15 @@ transactions and search semantics (http://hl7.org/fhir/R4/search.html) must beha
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from fhir_server.bundle import BundleProcessor
 from fhir_server.errors import FhirError, Gone, NotFound, PreconditionFailed, Unprocessable
 from fhir_server.service import FhirService
+from fhir_server.storage import LoggedMessage
+from fhir_server.storage.sqlite import SQLiteStore
 
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
@@ -202,6 +206,59 @@ def test_transaction_conditional_reference_and_batch(service: FhirService) -> No
     assert statuses[3] == "204 No Content"
     assert batch["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert batch["entry"][2]["resource"]["id"] == "b1"
+
+
+# -- units of work and the message log ---------------------------------------------------------------
+
+def _read_elsewhere(service: FhirService, type_: str, id_: str) -> bool:
+    """Whether another thread (another connection) sees the resource."""
+    seen: list[bool] = []
+    worker = threading.Thread(target=lambda: seen.append(service.store.read(type_, id_) is not None))
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
+def test_store_transaction_groups_commits(service: FhirService) -> None:
+    store = service.store
+    grouped = isinstance(store, SQLiteStore)  # MongoDB has no savepoints: each commit stays on its own
+    with store.transaction():
+        service.update("Patient", "u1", patient("u1", "One"))
+        assert service.read("Patient", "u1").version == 1  # reads inside see the writes inside
+        assert _read_elsewhere(service, "Patient", "u1") is not grouped  # others see them at the end
+        with pytest.raises(Unprocessable), store.transaction():
+            service.update("Patient", "u2", patient("u2", "Two"))
+            service.update("Patient", "u3", {"resourceType": "Patient", "gender": "nope"})
+        service.update("Patient", "u4", patient("u4", "Four"))
+    assert _read_elsewhere(service, "Patient", "u1") and _read_elsewhere(service, "Patient", "u4")
+    # the nested part that raised is undone alone (SQLite); on MongoDB its first commit stays
+    assert (store.read("Patient", "u2") is None) is grouped
+    assert store.read("Patient", "u3") is None
+    with pytest.raises(RuntimeError), store.transaction():
+        service.update("Patient", "u5", patient("u5", "Five"))
+        raise RuntimeError("the whole unit fails")
+    assert (store.read("Patient", "u5") is None) is grouped
+    service.update("Patient", "u6", patient("u6", "Six"))  # the store is usable afterwards
+    assert service.read("Patient", "u6").version == 1
+
+
+def test_message_log(service: FhirService) -> None:
+    store = service.store
+    assert store.last_message("hl7", "RIS|H|1") is None
+    first = LoggedMessage("hl7", "RIS|H|1", "2026-01-01T00:00:00.000001Z", "aa", "AE", b"MSH|1\r", b"ACK|AE\r")
+    second = LoggedMessage("hl7", "RIS|H|1", "2026-01-01T00:00:01.000001Z", "aa", "AA", b"MSH|1\r", b"ACK|AA\r")
+    silent = LoggedMessage("hl7", "RIS|H|2", "2026-01-01T00:00:02.000001Z", "bb", "AA", b"MSH|2\xe9\r", None)
+    for message in (first, second, silent):
+        store.log_message(message)
+    assert store.last_message("hl7", "RIS|H|1") == second
+    assert store.last_message("hl7", "RIS|H|2") == silent  # bytes kept exactly, no reply kept as None
+    assert store.last_message("other", "RIS|H|1") is None
+    if isinstance(store, SQLiteStore):  # logged inside a unit of work: undone with it
+        with pytest.raises(RuntimeError), store.transaction():
+            store.log_message(LoggedMessage("hl7", "RIS|H|3", "2026-01-01T00:00:03Z", "cc", "AA", b"x", b"y"))
+            assert store.last_message("hl7", "RIS|H|3") is not None
+            raise RuntimeError("undo")
+        assert store.last_message("hl7", "RIS|H|3") is None
 
 
 # -- search ---------------------------------------------------------------------------------------
