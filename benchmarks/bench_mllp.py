@@ -61,7 +61,7 @@ def _serve(kind: str, conn: Connection) -> None:
     async def main() -> None:
         if kind == "stored":
             runtime = Runtime.open(Settings(data_dir=Path(tempfile.mkdtemp(prefix="dacs-bench-mllp-"))))
-            handler = Hl7Receiver(commit=runtime.hl7, store=runtime.hl7)
+            handler = Hl7Receiver(runtime.hl7)
         else:
             handler = Hl7Receiver() if kind == "full" else bare
         server = MllpServer(handler, "127.0.0.1", 0, max_connections=16)

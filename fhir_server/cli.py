@@ -68,7 +68,7 @@ def _quiet_pydicom() -> None:
 
 
 def _hl7_receiver(runtime: Runtime) -> Hl7Receiver:
-    return Hl7Receiver(commit=runtime.hl7, store=runtime.hl7, application=runtime.settings.dicom_aet)
+    return Hl7Receiver(runtime.hl7, application=runtime.settings.dicom_aet)
 
 
 async def _serve(settings: Settings) -> None:

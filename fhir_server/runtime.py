@@ -60,7 +60,8 @@ class Runtime:
                    pool)
 
     def close(self) -> None:
-        """Finish queued evaluations, then release the store."""
+        """Finish queued writes and evaluations, then release the store."""
+        self.hl7.close()
         if self.pool is not None:
             self.pool.shutdown()
         self.evaluation.drain()

@@ -1,89 +1,97 @@
-"""HL7 v2 ingest: the store side of the MLLP receiver (commit hook and ACK store).
+"""HL7 v2 ingest: the store side of the MLLP receiver (an :class:`integrations.mllp.Hl7Sink`).
 
-* ``commit`` writes a mapped message's transaction Bundle in one transaction, merging each upsert
-  into the stored resource with the HL7 v2 rule (sent → replace, ``""`` → clear, not sent → keep),
-  then links orders to their studies and applies A40 merges (every resource of the merged patient is
-  re-pointed).
-* ``get``/``put`` remember what was acknowledged: the same MSH-3+MSH-4+MSH-10 with the same bytes gets
-  the stored ACK and is not processed again; with different bytes it is an AE 205. Every raw message
-  is archived with its ACK, as one record (kind ``hl7``: the message and the ACK bytes, base64, with
-  the outcome and time), so that a receipt costs one durable write; messages that were not accepted
-  are also put in the quarantine.
+* ``accept`` writes a mapped message's transaction Bundle, merging each upsert into the stored
+  resource with the HL7 v2 rule (sent → replace, ``""`` → clear, not sent → keep), links orders to
+  their studies, applies A40 merges (every resource of the merged patient is re-pointed) and logs the
+  raw message with its ACK — all in one store transaction, so the message, its ACK and its resources
+  are durable together or not at all. Concurrent connections' messages share one commit
+  (:class:`~fhir_server.ingest.group_commit.GroupCommit`).
+* ``previous`` answers from the message log: the same MSH-3+MSH-4+MSH-10 with the same bytes gets the
+  stored ACK and is not processed again; with different bytes it is an AE 205.
+* ``refuse`` logs a message that was not accepted with its ACK and puts it in the quarantine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from typing import Any
 
 from fhir_server.archive import Archive, QuarantineEntry
 from fhir_server.archive.base import digest
 from fhir_server.bundle import BundleProcessor
+from fhir_server.ingest.group_commit import GroupCommit
 from fhir_server.ingest.reconcile import Reconciler
 from fhir_server.service import FhirService, now_instant
+from fhir_server.storage import LoggedMessage
 from mappings.hl7v2 import AckOutcome, MappingResult, merge_upsert
 from mappings.hl7v2.errors import DuplicateKeyIdentifier
 
+KIND = "hl7"
+
 
 class Hl7Pipeline:
-    """Commit hook and ACK store for :class:`integrations.mllp.Hl7Receiver`."""
+    """Commits, remembers and keeps HL7 v2 messages for :class:`integrations.mllp.Hl7Receiver`."""
 
     def __init__(self, service: FhirService, archive: Archive) -> None:
         self.service = service
         self.archive = archive
         self.reconciler = Reconciler(service)
+        self.writer = GroupCommit(service.store)
 
-    # -- commit hook ------------------------------------------------------------------------------
-    async def __call__(self, result: MappingResult, raw: bytes) -> None:
-        await asyncio.to_thread(self.commit, result)
+    def close(self) -> None:
+        self.writer.close()
 
-    def commit(self, result: MappingResult) -> None:
-        """Write one accepted message's resources (synchronous; the caller runs it off the event loop)."""
-        orders: list[str] = []
-        if result.bundle:
-            upserts = {u.full_url: u for u in result.upserts}
-
-            def merge(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict:
-                upsert = upserts.get(full_url or "")
-                return merge_upsert(stored, incoming, upsert) if upsert is not None else incoming
-
-            entries = BundleProcessor(self.service, merge).transaction(result.bundle.get("entry", []))
-            orders = [e.stored.id for e in entries if e.stored is not None and e.stored.type == "ServiceRequest"]
-        for order_id in orders:
-            self.reconciler.link_order(order_id)
-        for repoint in result.repoints:
-            old = self.service.find("Patient", [("identifier", repoint.old.token)], limit=1)
-            new = self.service.find("Patient", [("identifier", repoint.new.token)], limit=1)
-            if old and new and old[0].id != new[0].id:
-                self.reconciler.repoint_patient(old[0].id, new[0].id)
-
-    # -- ACK store --------------------------------------------------------------------------------
-    async def get(self, key: str, raw: bytes) -> bytes | None:
-        record = await asyncio.to_thread(self.archive.get, "hl7", key)
-        if record is None:
-            return None
-        sent = json.loads(record)
-        if sent["outcome"] != AckOutcome.ACCEPT.value:
-            return None  # not accepted before: process the re-send
-        if sent["message_sha256"] != digest(raw):
+    # -- Hl7Sink ----------------------------------------------------------------------------------
+    async def previous(self, key: str, raw: bytes) -> bytes | None:
+        logged = await asyncio.to_thread(self.service.store.last_message, KIND, key)
+        if logged is None or logged.outcome != AckOutcome.ACCEPT.value:
+            return None  # never accepted: process the re-send
+        if logged.sha256 != digest(raw):
             raise DuplicateKeyIdentifier(f"message {key} was already received with different content")
-        return base64.b64decode(sent["ack"]) if sent["ack"] is not None else b""
+        return logged.reply if logged.reply is not None else b""
 
-    async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
-        await asyncio.to_thread(self._archive, key, raw, ack, outcome)
+    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> None:
+        message = LoggedMessage(KIND, key, now_instant(), digest(raw), AckOutcome.ACCEPT.value, raw, ack)
+        was_refused = await self.writer.run(lambda: self.commit(result, message))
+        if was_refused:
+            await asyncio.to_thread(self.archive.release, KIND, key)
 
-    def _archive(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+        await asyncio.to_thread(self._refuse, key, raw, ack, outcome)
+
+    # -- work -------------------------------------------------------------------------------------
+    def commit(self, result: MappingResult, message: LoggedMessage | None = None) -> bool:
+        """Write one accepted message's resources and log it, in one transaction (synchronous).
+
+        Returns whether the message's key is in the quarantine (an earlier copy was refused).
+        """
+        with self.service.store.transaction():
+            orders: list[str] = []
+            if result.bundle:
+                upserts = {u.full_url: u for u in result.upserts}
+
+                def merge(full_url: str | None, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict:
+                    upsert = upserts.get(full_url or "")
+                    return merge_upsert(stored, incoming, upsert) if upsert is not None else incoming
+
+                entries = BundleProcessor(self.service, merge).transaction(result.bundle.get("entry", []))
+                orders = [e.stored.id for e in entries if e.stored is not None and e.stored.type == "ServiceRequest"]
+            for order_id in orders:
+                self.reconciler.link_order(order_id)
+            for repoint in result.repoints:
+                old = self.service.find("Patient", [("identifier", repoint.old.token)], limit=1)
+                new = self.service.find("Patient", [("identifier", repoint.new.token)], limit=1)
+                if old and new and old[0].id != new[0].id:
+                    self.reconciler.repoint_patient(old[0].id, new[0].id)
+            if message is None:
+                return False
+            self.service.store.log_message(message)
+        return self.archive.is_quarantined(KIND, message.key)
+
+    def _refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
         now = now_instant()
         sha = digest(raw)
         name = key or f"unidentified-{sha}"
-        record = {"message_sha256": sha, "outcome": outcome.value, "at": now,
-                  "message": base64.b64encode(raw).decode(),
-                  "ack": base64.b64encode(ack).decode() if ack is not None else None}
-        self.archive.put("hl7", name, json.dumps(record).encode(), now)
-        if outcome is not AckOutcome.ACCEPT:
-            text = (ack or b"").decode("latin-1").replace("\r", " | ")
-            self.archive.quarantine(QuarantineEntry("hl7", name, sha, f"{outcome.value}: {text[:500]}", now))
-        else:
-            self.archive.release("hl7", name)
+        self.service.store.log_message(LoggedMessage(KIND, name, now, sha, outcome.value, raw, ack))
+        text = (ack or b"").decode("latin-1").replace("\r", " | ")
+        self.archive.quarantine(QuarantineEntry(KIND, name, sha, f"{outcome.value}: {text[:500]}", now))

@@ -79,8 +79,8 @@ class Page:
 class LoggedMessage:
     """A received message kept verbatim with the reply it got (the HL7 v2 message log).
 
-    ``outcome`` is the protocol's own word for what happened (HL7 ``AA``/``AE``/``AR``); ``reply`` is
-    None when no reply was sent (an enhanced-mode message that asked for none).
+    ``outcome`` says what happened (for HL7 v2: ``accept``, ``error`` or ``reject``); ``reply`` is None
+    when no reply was sent (an enhanced-mode message that asked for none).
     """
 
     kind: str

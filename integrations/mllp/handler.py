@@ -2,25 +2,24 @@
 
 This is the one place where HL7 v2 processing outcomes become ACK codes (STYLE.md: "exceptions become
 statuses in exactly one place per protocol"). What is stored, and how, belongs to the pipeline, which
-plugs in through two hooks:
+plugs in as an :class:`Hl7Sink` with three hooks:
 
-* ``commit(result, raw)`` — write ``result.bundle`` (and apply ``result.repoints``) durably. It runs
-  before the ACK; if it (or ``store.put`` after it) raises, the message is answered AR 207 (the RIS
-  should send it again; the conditional upserts make a second application harmless) and nothing is
-  acknowledged as accepted.
-* ``store`` (:class:`AckStore`) — ``get(key, raw)`` returns the ACK already sent for the same MSH-3+MSH-4+
-  MSH-10 (the message is not processed again), or raises DuplicateKeyIdentifier when the payload differs
-  (AE 205); ``put(key, raw, ack, outcome)`` archives every message with the ACK it got (called for all
-  outcomes, so rejected input is kept for inspection too).
+* ``previous(key, raw)`` — the ACK already sent for the same MSH-3+MSH-4+MSH-10 (the message is not
+  processed again), or None; raises DuplicateKeyIdentifier when the payload differs (AE 205).
+* ``accept(key, raw, result, ack)`` — write ``result.bundle`` (and apply ``result.repoints``) and keep
+  ``raw`` with its ``ack``, durably and together, before the ACK is sent. If it raises, the message is
+  answered AR 207 (the RIS should send it again; the conditional upserts make a second application
+  harmless) and nothing is acknowledged as accepted.
+* ``refuse(key, raw, ack, outcome)`` — keep a message that was not accepted with the ACK it got, for
+  inspection.
 
-Without hooks (tests, benchmarks) messages are parsed, mapped and acknowledged without being stored.
+Without a sink (tests, benchmarks) messages are parsed, mapped and acknowledged without being stored.
 An MLLP block holding an FHS/BHS batch, or several MSH, is answered with a batch acknowledgement.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,26 +42,23 @@ from mappings.hl7v2 import (
 
 log = logging.getLogger(__name__)
 
-CommitHook = Callable[[MappingResult, bytes], Awaitable[None]]
+class Hl7Sink(Protocol):
+    """Where messages go: stored, remembered and kept (implemented by the pipeline; see module docstring)."""
 
-
-class AckStore(Protocol):
-    """Where past ACKs are remembered and raw messages archived (implemented by the pipeline)."""
-
-    async def get(self, key: str, raw: bytes) -> bytes | None:
-        """The ACK already sent for this duplicate key, or None.
+    async def previous(self, key: str, raw: bytes) -> bytes | None:
+        """The ACK already sent for this duplicate key (``b""`` if none was asked for), or None.
 
         May raise :class:`mappings.hl7v2.errors.DuplicateKeyIdentifier` when ``raw`` differs from the
-        message first received under ``key`` (answered AE 205).
+        message first accepted under ``key`` (answered AE 205).
         """
         ...
 
-    async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
-        """Archive ``raw`` with the ``ack`` sent for it (``key`` is None when no MSH could be read).
+    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> None:
+        """Commit the mapped message and keep ``raw`` with its ``ack`` (None: the message asked for none)."""
+        ...
 
-        ``ack`` is None when the message's enhanced ACK mode asked for no ACK; remember such a message
-        too (``get`` then returns ``b""``) so that a repeat is still recognised.
-        """
+    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+        """Keep a message that was not accepted (``key`` is None when no MSH could be read)."""
         ...
 
 
@@ -87,10 +83,9 @@ class Hl7Receiver:
 
     Parameters
     ----------
-    commit
-        Durable write of a mapped message (see module docstring); None = acknowledge without storing.
-    store
-        Duplicate detection and archive; None = no duplicate detection.
+    sink
+        Duplicate detection, durable write and keeping of messages (see module docstring); None =
+        acknowledge without storing.
     options
         Mapping options (time zone of the RIS, local URI base).
     application, facility
@@ -99,15 +94,13 @@ class Hl7Receiver:
 
     def __init__(
         self,
-        commit: CommitHook | None = None,
-        store: AckStore | None = None,
+        sink: Hl7Sink | None = None,
         *,
         options: MappingOptions | None = None,
         application: str = "DACS",
         facility: str = "",
     ) -> None:
-        self.commit = commit
-        self.store = store
+        self.sink = sink
         self.options = options or MappingOptions()
         self.application = application
         self.facility = facility
@@ -148,8 +141,8 @@ class Hl7Receiver:
             message = parse_message(raw)
             header = message.header
             key = duplicate_key(header)
-            if self.store is not None:
-                previous = await self.store.get(key, raw)
+            if self.sink is not None:
+                previous = await self.sink.previous(key, raw)
                 if previous is not None:
                     log.info("HL7 %s: duplicate of an earlier message, answered with the stored ACK", key)
                     return Receipt(key, AckOutcome.ACCEPT, previous or None, duplicate=True)
@@ -164,10 +157,8 @@ class Hl7Receiver:
             log.info("HL7 %s %s: %s", result.message_type, result.control_id, warning)
         ack = self._ack(result.header, AckOutcome.ACCEPT)
         try:
-            if self.commit is not None:
-                await self.commit(result, raw)
-            if self.store is not None:
-                await self.store.put(key, raw, ack, AckOutcome.ACCEPT)
+            if self.sink is not None:
+                await self.sink.accept(key, raw, result, ack)
         except Exception as exc:
             log.exception("HL7 %s: commit failed", key)
             error = ApplicationInternalError(
@@ -185,9 +176,9 @@ class Hl7Receiver:
             ack = self._ack(header, error.outcome, error)
         else:
             ack = build_reject(raw, error, application=self.application, facility=self.facility)
-        if self.store is not None:
+        if self.sink is not None:
             try:
-                await self.store.put(key, raw, ack, error.outcome)
+                await self.sink.refuse(key, raw, ack, error.outcome)
             except Exception:
                 log.exception("HL7 %s: archiving a refused message failed", key)
         return Receipt(key, error.outcome, ack, result, error)

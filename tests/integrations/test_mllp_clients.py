@@ -2,25 +2,23 @@
 
 Clients: the ``mllp_send`` command-line tool (one connection for a whole file) and
 ``hl7.client.MLLPClient``. Server: :class:`MllpServer` with :class:`Hl7Receiver` (parse, map, ACK), a
-commit hook that validates every Bundle with the FHIR R4B models, and an ACK store kept in a dict.
+sink that validates every Bundle with the FHIR R4B models and keeps everything in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fhir.resources.R4B import get_fhir_model_class
 from hl7.client import MLLPClient
 
 from integrations.mllp import Hl7Receiver, MllpServer, frame
-from mappings.hl7v2 import AckOutcome, MappingResult, parse_message
-from mappings.hl7v2.errors import DuplicateKeyIdentifier
+from mappings.hl7v2 import AckOutcome, parse_message
+from tests.integrations.sinks import MemorySink
 
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
 
@@ -35,47 +33,12 @@ EXPECTED = {
 }
 
 
-class Committed:
-    """Commit hook: validates each Bundle and keeps it."""
-
-    def __init__(self) -> None:
-        self.results: list[MappingResult] = []
-
-    async def __call__(self, result: MappingResult, raw: bytes) -> None:
-        assert result.bundle is not None
-        get_fhir_model_class("Bundle").model_validate(result.bundle)
-        for entry in result.bundle["entry"]:
-            get_fhir_model_class(entry["resource"]["resourceType"]).model_validate(entry["resource"])
-        self.results.append(result)
-
-
-class DictAckStore:
-    """Duplicate detection as the pipeline will do it: same key + same bytes → stored ACK; else AE 205."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, tuple[str, bytes]] = {}
-        self.archive: list[tuple[str | None, AckOutcome]] = []
-
-    async def get(self, key: str, raw: bytes) -> bytes | None:
-        if key not in self.seen:
-            return None
-        digest, ack = self.seen[key]
-        if digest != hashlib.sha256(raw).hexdigest():
-            raise DuplicateKeyIdentifier(f"control id {key!r} was already used for another message")
-        return ack
-
-    async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
-        self.archive.append((key, outcome))
-        if key is not None and ack is not None and outcome is AckOutcome.ACCEPT:
-            self.seen[key] = (hashlib.sha256(raw).hexdigest(), ack)
-
-
 @pytest.fixture
-async def listener() -> AsyncIterator[tuple[MllpServer, Committed, DictAckStore]]:
-    committed, store = Committed(), DictAckStore()
-    server = MllpServer(Hl7Receiver(commit=committed, store=store), port=0, idle_timeout=30)
+async def listener() -> AsyncIterator[tuple[MllpServer, MemorySink]]:
+    sink = MemorySink()
+    server = MllpServer(Hl7Receiver(sink), port=0, idle_timeout=30)
     await server.start()
-    yield server, committed, store
+    yield server, sink
     await server.stop()
 
 
@@ -128,31 +91,31 @@ def check_answers(names: list[str], answers: list[bytes]) -> None:
             assert err_code(answer) == "205"
 
 
-def check_committed(committed: Committed) -> None:
-    ids = [r.control_id for r in committed.results]
+def check_committed(sink: MemorySink) -> None:
+    ids = [r.control_id for r in sink.committed]
     assert ids == ["103106", "100112", "1001125", "1001126", "1002122", "100212", "1002123",
                    "Q150084616T145947960", "12334456778890", "12334456778891", "CTRL-ESC-0001"]
-    merge = committed.results[4]
+    merge = sink.committed[4]
     assert [(p.old.value, p.new.value) for p in merge.repoints] == [("OLD_PID_1", "NEW_PID_1")]
 
 
 async def test_all_samples_with_mllp_send(
-    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path, tmp_path: Path
+    listener: tuple[MllpServer, MemorySink], samples_dir: Path, tmp_path: Path
 ) -> None:
-    server, committed, store = listener
+    server, sink = listener
     files = sorted((samples_dir / "hl7").glob("*.hl7"))
     framed = tmp_path / "all.mllp"
     framed.write_bytes(b"".join(frame(f.read_bytes()) for f in files))
     out = await mllp_send(server.bound_port, framed)
     check_answers([f.name for f in files], frames_in(out))
-    check_committed(committed)
-    assert sum(1 for _, outcome in store.archive if outcome is AckOutcome.REJECT) == 4  # ORU ×3, RSP
+    check_committed(sink)
+    assert sink.outcomes().count(AckOutcome.REJECT) == 4  # ORU ×3, RSP
 
 
 async def test_all_samples_with_mllp_client(
-    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path
+    listener: tuple[MllpServer, MemorySink], samples_dir: Path
 ) -> None:
-    server, committed, _ = listener
+    server, sink = listener
     files = sorted((samples_dir / "hl7").glob("*.hl7"))
 
     def send_all() -> list[bytes]:
@@ -166,13 +129,13 @@ async def test_all_samples_with_mllp_client(
 
     answers = await asyncio.wait_for(asyncio.to_thread(send_all), 60)
     check_answers([f.name for f in files], answers)
-    check_committed(committed)
+    check_committed(sink)
 
 
 async def test_resending_everything_is_answered_from_the_store(
-    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path
+    listener: tuple[MllpServer, MemorySink], samples_dir: Path
 ) -> None:
-    server, committed, _ = listener
+    server, sink = listener
     raw = next((samples_dir / "hl7").glob("02_*.hl7")).read_bytes()
 
     def send_twice() -> tuple[bytes, bytes]:
@@ -180,14 +143,14 @@ async def test_resending_everything_is_answered_from_the_store(
             return client.send_message(raw), client.send_message(raw)
 
     first, second = await asyncio.to_thread(send_twice)
-    assert first == second and len(committed.results) == 1
+    assert first == second and len(sink.committed) == 1
 
 
 async def test_loose_text_file_with_crlf_and_lf(
-    listener: tuple[MllpServer, Committed, DictAckStore], samples_dir: Path, tmp_path: Path
+    listener: tuple[MllpServer, MemorySink], samples_dir: Path, tmp_path: Path
 ) -> None:
     """``mllp_send --loose``: a plain text file, LF/CRLF line ends, messages split on ``MSH|^~\\&|``."""
-    server, committed, _ = listener
+    server, sink = listener
     chosen = ["01", "10", "11"]
     text = b"\n".join(next((samples_dir / "hl7").glob(f"{p}_*.hl7")).read_bytes().replace(b"\r", b"\n")
                       for p in chosen)
@@ -195,4 +158,4 @@ async def test_loose_text_file_with_crlf_and_lf(
     loose.write_bytes(text)
     out = await mllp_send(server.bound_port, loose, "--loose")
     assert [msa_of(a) for a in frames_in(out)] == [EXPECTED[p] for p in chosen]
-    assert [r.control_id for r in committed.results] == ["103106", "Q150084616T145947960"]
+    assert [r.control_id for r in sink.committed] == ["103106", "Q150084616T145947960"]

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from integrations.mllp import Hl7Receiver, MllpServer, frame
-from mappings.hl7v2 import AckOutcome, MappingResult, parse_message
+from mappings.hl7v2 import AckOutcome, parse_message
+from tests.integrations.sinks import MemorySink
 
 SB, END = b"\x0b", b"\x1c\r"
 
@@ -64,33 +65,6 @@ def msa(ack: bytes) -> tuple[str, str]:
     seg = parse_message(ack).segment("MSA")
     assert seg is not None
     return seg.get(1), seg.get(2)
-
-
-class Recorder:
-    """Commit hook that keeps what it was given (the store is the pipeline's; here a list)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.results: list[MappingResult] = []
-        self.fail = fail
-
-    async def __call__(self, result: MappingResult, raw: bytes) -> None:
-        if self.fail:
-            raise OSError("disk full")
-        self.results.append(result)
-
-
-class DictAckStore:
-    def __init__(self) -> None:
-        self.acks: dict[str, bytes] = {}
-        self.archive: list[tuple[str | None, bytes, bytes | None, AckOutcome]] = []
-
-    async def get(self, key: str, raw: bytes) -> bytes | None:
-        return self.acks.get(key)
-
-    async def put(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
-        self.archive.append((key, raw, ack, outcome))
-        if key is not None and ack is not None and outcome is AckOutcome.ACCEPT:
-            self.acks[key] = ack
 
 
 @pytest.fixture
@@ -188,13 +162,13 @@ async def test_frame_without_msh_closes_connection(server: MllpServer) -> None:
     ],
 )
 async def test_wrong_charset_is_accepted_with_fallback(msh18: bytes, name: bytes, expected: str) -> None:
-    recorder = Recorder()
-    async with MllpServer(Hl7Receiver(commit=recorder), port=0) as srv:
+    sink = MemorySink()
+    async with MllpServer(Hl7Receiver(sink), port=0) as srv:
         client = await Client.connect(srv.bound_port)
         await client.send(frame(adt("CS", name=name, msh18=msh18)))
         assert msa(await client.answer()) == ("AA", "CS")
         await client.close()
-    [result] = recorder.results
+    [result] = sink.committed
     assert result.bundle is not None
     assert result.bundle["entry"][0]["resource"]["name"][0]["family"] == expected
 
@@ -252,36 +226,36 @@ async def test_no_ack_requested_keeps_order_of_the_others() -> None:
 
 
 async def test_duplicate_gets_the_stored_ack_without_reprocessing() -> None:
-    recorder, store = Recorder(), DictAckStore()
-    async with MllpServer(Hl7Receiver(commit=recorder, store=store), port=0) as srv:
+    sink = MemorySink()
+    async with MllpServer(Hl7Receiver(sink), port=0) as srv:
         client = await Client.connect(srv.bound_port)
         await client.send(frame(adt("DUP")))
         first = await client.answer()
         await client.send(frame(adt("DUP")))
         assert await client.answer() == first  # byte for byte, same MSH-10
         await client.close()
-    assert len(recorder.results) == 1
-    assert [entry[3] for entry in store.archive] == [AckOutcome.ACCEPT]
+    assert len(sink.committed) == 1
+    assert sink.outcomes() == [AckOutcome.ACCEPT]
 
 
 async def test_commit_failure_is_ar_and_archived() -> None:
-    store = DictAckStore()
-    async with MllpServer(Hl7Receiver(commit=Recorder(fail=True), store=store), port=0) as srv:
+    sink = MemorySink(fail=True)
+    async with MllpServer(Hl7Receiver(sink), port=0) as srv:
         client = await Client.connect(srv.bound_port)
         await client.send(frame(adt("NOSTORE")))
         ack = await client.answer()
         assert msa(ack) == ("AR", "NOSTORE")
         await client.close()
-    assert store.acks == {}  # a rejected message is not remembered as answered
-    [(key, raw, archived_ack, outcome)] = store.archive
+    assert sink.accepted == {}  # a rejected message is not remembered as answered
+    [(key, raw, archived_ack, outcome)] = sink.kept
     assert key == "RIS|HOSP|NOSTORE" and raw == adt("NOSTORE") and archived_ack == ack
     assert outcome is AckOutcome.REJECT
 
 
 async def test_batch_in_one_frame_gets_a_batch_ack() -> None:
-    recorder = Recorder()
+    sink = MemorySink()
     batch = b"BHS|^~\\&|RIS|HOSP|||20240101||||B1\r" + adt("B1M1") + adt("B1M2") + b"BTS|2\r"
-    async with MllpServer(Hl7Receiver(commit=recorder), port=0) as srv:
+    async with MllpServer(Hl7Receiver(sink), port=0) as srv:
         client = await Client.connect(srv.bound_port)
         await client.send(frame(batch))
         answer = (await client.answer()).decode()
@@ -289,7 +263,7 @@ async def test_batch_in_one_frame_gets_a_batch_ack() -> None:
     lines = answer.split("\r")
     assert lines[0].startswith("BHS|^~\\&|") and lines[0].endswith("|B1") and lines[-2] == "BTS|2"
     assert [line for line in lines if line.startswith("MSA")] == ["MSA|AA|B1M1", "MSA|AA|B1M2"]
-    assert [r.control_id for r in recorder.results] == ["B1M1", "B1M2"]
+    assert [r.control_id for r in sink.committed] == ["B1M1", "B1M2"]
 
 
 async def test_stop_closes_idle_connections_and_stops_listening() -> None:
