@@ -81,6 +81,13 @@ def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
     return node
 
 
+def _may_contain(body: bytes, value: str) -> bool:
+    """Whether the string ``value`` can occur in the JSON ``body``: a cheap test before walking a resource."""
+    if '"' in value or "\\" in value or not value.isprintable():
+        return True  # JSON would escape it: walk to be sure
+    return value.encode() in body
+
+
 def _conditional_refs(node: Any, found: set[str]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -138,9 +145,13 @@ class BundleProcessor:
             self._assign_ids(entries)
             mapping = {e.full_url: f"{e.type}/{e.target_id}" for e in entries
                        if e.full_url and e.target_id and e.method in ("POST", "PUT")}
+            # most resources mention none of the bundle's fullUrls or conditional references: a byte search
+            # of their JSON spares walking them
+            bodies = {e.index: orjson.dumps(e.resource) for e in entries if e.resource is not None}
             conditional: set[str] = set()
             for e in entries:
-                _conditional_refs(e.resource, conditional)
+                if e.resource is not None and b"?" in bodies[e.index]:
+                    _conditional_refs(e.resource, conditional)
             for ref in conditional:
                 mapping[ref] = self._resolve_conditional_reference(ref)
             writes: list[Write] = []
@@ -149,7 +160,9 @@ class BundleProcessor:
                 if e.method in ("GET", "HEAD"):
                     continue
                 if e.resource is not None:
-                    e.resource = _rewrite(e.resource, mapping)
+                    mentioned = {k: v for k, v in mapping.items() if _may_contain(bodies[e.index], k)}
+                    if mentioned:
+                        e.resource = _rewrite(e.resource, mentioned)
                 try:
                     write = self._prepare(e, now)
                 except FhirError as exc:
@@ -254,8 +267,9 @@ class BundleProcessor:
         if live and service.unchanged(current, resource):
             e.stored = current  # no-op update: no new version
             return None
+        # a transform that changed nothing (a merge into nothing stored) needs no second validation
         return service.prepare(e.type, e.target_id, resource, "PUT", current, now,
-                               validated=e.validated and resource is e.resource)
+                               validated=e.validated and (resource is e.resource or resource == e.resource))
 
     def _read(self, e: _Entry) -> None:
         if e.id is not None:

@@ -92,6 +92,8 @@ class SearchRequest:
 
 def split_escaped(text: str, sep: str) -> list[str]:
     """Split on ``sep`` unless escaped with a backslash; unescape ``\\,`` ``\\$`` ``\\|`` ``\\\\``."""
+    if "\\" not in text:
+        return text.split(sep)
     parts, current, i = [], [], 0
     while i < len(text):
         ch = text[i]

@@ -45,9 +45,14 @@ CREATE INDEX IF NOT EXISTS "res_{t}_lu" ON "res_{t}" (last_updated);
 CREATE TABLE IF NOT EXISTS "idx_{t}" (rid INTEGER NOT NULL, p TEXT NOT NULL, s TEXT, k TEXT, t TEXT, lo, hi);
 CREATE INDEX IF NOT EXISTS "idx_{t}_pk" ON "idx_{t}" (p, k, s);
 CREATE INDEX IF NOT EXISTS "idx_{t}_rid" ON "idx_{t}" (rid, p);
-CREATE INDEX IF NOT EXISTS "idx_{t}_lo" ON "idx_{t}" (p, lo);
-CREATE INDEX IF NOT EXISTS "idx_{t}_t" ON "idx_{t}" (p, t);
+CREATE INDEX IF NOT EXISTS "idx_{t}_lo" ON "idx_{t}" (p, lo) WHERE lo IS NOT NULL;
+CREATE INDEX IF NOT EXISTS "idx_{t}_t" ON "idx_{t}" (p, t) WHERE t IS NOT NULL;
 """
+# Schema versions (PRAGMA user_version): 1 made the (p, lo) and (p, t) indexes partial. Most entries
+# (tokens, references' keys) have neither, and every index row costs a page write per commit; a
+# comparison on lo or t implies the column is not NULL, so the same searches use them.
+_SCHEMA_VERSION = 1
+_MIGRATIONS = {1: 'DROP INDEX IF EXISTS "idx_{t}_lo"; DROP INDEX IF EXISTS "idx_{t}_t";'}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
@@ -186,7 +191,18 @@ class SQLiteStore(Store):
         self._depth = 0  # nesting of transaction() on the writer connection
         self._owner: int | None = None  # the thread inside transaction(): its reads see its writes
         with self.lock:
-            self._writer.executescript(_SCHEMA + "".join(_SCHEMA_TYPE.format(t=t) for t in SERVED_TYPES))
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring an older database's schema up to date, in one transaction."""
+        version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path} has schema version {version}, made by a newer DACS than this one "
+                               f"(which knows up to {_SCHEMA_VERSION})")
+        steps = "".join(_MIGRATIONS[v].format(t=t) for v in range(version + 1, _SCHEMA_VERSION + 1)
+                        for t in SERVED_TYPES)
+        schema = _SCHEMA + "".join(_SCHEMA_TYPE.format(t=t) for t in SERVED_TYPES)
+        self._writer.executescript(f"BEGIN IMMEDIATE; {steps}{schema}PRAGMA user_version = {_SCHEMA_VERSION}; COMMIT;")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
