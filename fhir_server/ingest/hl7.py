@@ -6,8 +6,9 @@
   raw message with its ACK — all in one store transaction, so the message, its ACK and its resources
   are durable together or not at all. Concurrent connections' messages share one commit
   (:class:`~fhir_server.ingest.group_commit.GroupCommit`).
-* ``previous`` answers from the message log: the same MSH-3+MSH-4+MSH-10 with the same bytes gets the
-  stored ACK and is not processed again; with different bytes it is an AE 205.
+* Both first look in the message log, in the same transaction: the same MSH-3+MSH-4+MSH-10 with the
+  same bytes as an accepted message gets the stored ACK and is not processed again; with different
+  bytes ``accept`` raises DuplicateKeyIdentifier (an AE 205).
 * ``refuse`` logs a message that was not accepted with its ACK and puts it in the quarantine.
 """
 
@@ -42,30 +43,35 @@ class Hl7Pipeline:
         self.writer.close()
 
     # -- Hl7Sink ----------------------------------------------------------------------------------
-    async def previous(self, key: str, raw: bytes) -> bytes | None:
-        logged = await asyncio.to_thread(self.service.store.last_message, KIND, key)
-        if logged is None or logged.outcome != AckOutcome.ACCEPT.value:
-            return None  # never accepted: process the re-send
-        if logged.sha256 != digest(raw):
-            raise DuplicateKeyIdentifier(f"message {key} was already received with different content")
-        return logged.reply if logged.reply is not None else b""
-
-    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> None:
+    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> bytes | None:
         message = LoggedMessage(KIND, key, now_instant(), digest(raw), AckOutcome.ACCEPT.value, raw, ack)
-        was_refused = await self.writer.run(lambda: self.commit(result, message))
+        stored, was_refused = await self.writer.run(lambda: self.commit(result, message))
         if was_refused:
             await asyncio.to_thread(self.archive.release, KIND, key)
+        return stored
 
-    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
-        await asyncio.to_thread(self._refuse, key, raw, ack, outcome)
+    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
+        return await asyncio.to_thread(self._refuse, key, raw, ack, outcome)
+
+    def _accepted_copy(self, key: str, sha256: str) -> LoggedMessage | None:
+        """The logged message ``key`` if it was accepted (with these bytes, or else DuplicateKeyIdentifier)."""
+        logged = self.service.store.last_message(KIND, key)
+        if logged is None or logged.outcome != AckOutcome.ACCEPT.value:
+            return None  # never accepted: process the re-send
+        if logged.sha256 != sha256:
+            raise DuplicateKeyIdentifier(f"message {key} was already received with different content")
+        return logged
 
     # -- work -------------------------------------------------------------------------------------
-    def commit(self, result: MappingResult, message: LoggedMessage | None = None) -> bool:
+    def commit(self, result: MappingResult, message: LoggedMessage | None = None) -> tuple[bytes | None, bool]:
         """Write one accepted message's resources and log it, in one transaction (synchronous).
 
-        Returns whether the message's key is in the quarantine (an earlier copy was refused).
+        Returns the stored ACK if ``message`` was accepted before (then nothing is written), and whether
+        its key is in the quarantine (an earlier copy was refused).
         """
         with self.service.store.transaction():
+            if message is not None and (earlier := self._accepted_copy(message.key, message.sha256)):
+                return (earlier.reply if earlier.reply is not None else b""), False
             orders: list[str] = []
             if result.bundle:
                 upserts = {u.full_url: u for u in result.upserts}
@@ -84,14 +90,22 @@ class Hl7Pipeline:
                 if old and new and old[0].id != new[0].id:
                     self.reconciler.repoint_patient(old[0].id, new[0].id)
             if message is None:
-                return False
+                return None, False
             self.service.store.log_message(message)
-        return self.archive.is_quarantined(KIND, message.key)
+        return None, self.archive.is_quarantined(KIND, message.key)
 
-    def _refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+    def _refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
         now = now_instant()
         sha = digest(raw)
+        if key is not None:
+            try:
+                earlier = self._accepted_copy(key, sha)
+            except DuplicateKeyIdentifier:
+                earlier = None  # another message had this key: this one is refused all the same
+            if earlier is not None:
+                return earlier.reply if earlier.reply is not None else b""
         name = key or f"unidentified-{sha}"
         self.service.store.log_message(LoggedMessage(KIND, name, now, sha, outcome.value, raw, ack))
         text = (ack or b"").decode("latin-1").replace("\r", " | ")
         self.archive.quarantine(QuarantineEntry(KIND, name, sha, f"{outcome.value}: {text[:500]}", now))
+        return None

@@ -1,15 +1,16 @@
-"""The MLLP handler for RIS messages: duplicate check → parse and map → commit → ACK.
+"""The MLLP handler for RIS messages: parse and map → duplicate check and commit → ACK.
 
 This is the one place where HL7 v2 processing outcomes become ACK codes (STYLE.md: "exceptions become
 statuses in exactly one place per protocol"). What is stored, and how, belongs to the pipeline, which
-plugs in as an :class:`Hl7Sink` with three hooks:
+plugs in as an :class:`Hl7Sink` with two hooks, each of which first looks for an earlier accepted
+copy of the message (the same MSH-3+MSH-4+MSH-10 and the same bytes): if there is one, its stored ACK
+is returned and nothing else happens.
 
-* ``previous(key, raw)`` — the ACK already sent for the same MSH-3+MSH-4+MSH-10 (the message is not
-  processed again), or None; raises DuplicateKeyIdentifier when the payload differs (AE 205).
 * ``accept(key, raw, result, ack)`` — write ``result.bundle`` (and apply ``result.repoints``) and keep
-  ``raw`` with its ``ack``, durably and together, before the ACK is sent. If it raises, the message is
-  answered AR 207 (the RIS should send it again; the conditional upserts make a second application
-  harmless) and nothing is acknowledged as accepted.
+  ``raw`` with its ``ack``, durably and together, before the ACK is sent. It raises
+  DuplicateKeyIdentifier (AE 205) when the key was accepted before with other bytes. If it raises
+  anything else, the message is answered AR 207 (the RIS should send it again; the conditional
+  upserts make a second application harmless) and nothing is acknowledged as accepted.
 * ``refuse(key, raw, ack, outcome)`` — keep a message that was not accepted with the ACK it got, for
   inspection.
 
@@ -43,21 +44,21 @@ from mappings.hl7v2 import (
 log = logging.getLogger(__name__)
 
 class Hl7Sink(Protocol):
-    """Where messages go: stored, remembered and kept (implemented by the pipeline; see module docstring)."""
+    """Where messages go: stored, remembered and kept (implemented by the pipeline; see module docstring).
 
-    async def previous(self, key: str, raw: bytes) -> bytes | None:
-        """The ACK already sent for this duplicate key (``b""`` if none was asked for), or None.
+    Both hooks return None when they processed the message, or the ACK stored for an earlier accepted
+    copy of it (``b""`` when that copy asked for none).
+    """
 
-        May raise :class:`mappings.hl7v2.errors.DuplicateKeyIdentifier` when ``raw`` differs from the
-        message first accepted under ``key`` (answered AE 205).
+    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> bytes | None:
+        """Commit the mapped message and keep ``raw`` with its ``ack`` (None: the message asked for none).
+
+        Raises :class:`mappings.hl7v2.errors.DuplicateKeyIdentifier` when a message accepted under the
+        same key had other bytes.
         """
         ...
 
-    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> None:
-        """Commit the mapped message and keep ``raw`` with its ``ack`` (None: the message asked for none)."""
-        ...
-
-    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
         """Keep a message that was not accepted (``key`` is None when no MSH could be read)."""
         ...
 
@@ -141,11 +142,6 @@ class Hl7Receiver:
             message = parse_message(raw)
             header = message.header
             key = duplicate_key(header)
-            if self.sink is not None:
-                previous = await self.sink.previous(key, raw)
-                if previous is not None:
-                    log.info("HL7 %s: duplicate of an earlier message, answered with the stored ACK", key)
-                    return Receipt(key, AckOutcome.ACCEPT, previous or None, duplicate=True)
             result = map_message(message, self.options)
         except Hl7Error as exc:
             return await self._refuse(raw, header, key, exc)
@@ -157,28 +153,39 @@ class Hl7Receiver:
             log.info("HL7 %s %s: %s", result.message_type, result.control_id, warning)
         ack = self._ack(result.header, AckOutcome.ACCEPT)
         try:
-            if self.sink is not None:
-                await self.sink.accept(key, raw, result, ack)
+            stored = await self.sink.accept(key, raw, result, ack) if self.sink is not None else None
+        except Hl7Error as exc:  # the key was accepted before with other content
+            return await self._refuse(raw, header, key, exc, result)
         except Exception as exc:
             log.exception("HL7 %s: commit failed", key)
             error = ApplicationInternalError(
                 f"the message could not be stored ({type(exc).__name__}); send it again", retryable=True
             )
             return await self._refuse(raw, header, key, error, result)
+        if stored is not None:
+            return self._duplicate(key, stored)
         return Receipt(key, AckOutcome.ACCEPT, ack, result)
+
+    @staticmethod
+    def _duplicate(key: str | None, stored: bytes) -> Receipt:
+        log.info("HL7 %s: duplicate of an earlier message, answered with the stored ACK", key)
+        return Receipt(key, AckOutcome.ACCEPT, stored or None, duplicate=True)
 
     async def _refuse(
         self, raw: bytes, header: MessageHeader | None, key: str | None, error: Hl7Error,
         result: MappingResult | None = None,
     ) -> Receipt:
-        log.warning("HL7 %s: %s %d: %s", key, error.outcome.value, error.code, error.message)
         if header is not None:
             ack = self._ack(header, error.outcome, error)
         else:
             ack = build_reject(raw, error, application=self.application, facility=self.facility)
         if self.sink is not None:
             try:
-                await self.sink.refuse(key, raw, ack, error.outcome)
+                stored = await self.sink.refuse(key, raw, ack, error.outcome)
             except Exception:
-                log.exception("HL7 %s: archiving a refused message failed", key)
+                log.exception("HL7 %s: keeping a refused message failed", key)
+            else:
+                if stored is not None:  # an earlier copy was accepted: answer as then
+                    return self._duplicate(key, stored)
+        log.warning("HL7 %s: %s %d: %s", key, error.outcome.value, error.code, error.message)
         return Receipt(key, error.outcome, ack, result, error)

@@ -23,7 +23,7 @@ class MemorySink:
         self.kept: list[tuple[str | None, bytes, bytes | None, AckOutcome]] = []
         self.accepted: dict[str, tuple[str, bytes | None]] = {}
 
-    async def previous(self, key: str, raw: bytes) -> bytes | None:
+    def _accepted_copy(self, key: str | None, raw: bytes) -> bytes | None:
         if key not in self.accepted:
             return None
         digest, ack = self.accepted[key]
@@ -31,7 +31,9 @@ class MemorySink:
             raise DuplicateKeyIdentifier(f"control id {key!r} was already used for another message")
         return ack or b""
 
-    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> None:
+    async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> bytes | None:
+        if (stored := self._accepted_copy(key, raw)) is not None:
+            return stored
         if self.fail:
             raise OSError("disk full")
         if result.bundle is not None:
@@ -41,9 +43,16 @@ class MemorySink:
         self.committed.append(result)
         self.kept.append((key, raw, ack, AckOutcome.ACCEPT))
         self.accepted[key] = (hashlib.sha256(raw).hexdigest(), ack)
+        return None
 
-    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> None:
+    async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
+        try:
+            if (stored := self._accepted_copy(key, raw)) is not None:
+                return stored
+        except DuplicateKeyIdentifier:
+            pass  # another message had this key: this one is refused all the same
         self.kept.append((key, raw, ack, outcome))
+        return None
 
     def outcomes(self) -> list[AckOutcome]:
         return [entry[3] for entry in self.kept]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,15 @@ async def test_bytes_without_msh() -> None:
     assert receipt.key is None and receipt.ack is None and receipt.error is not None
     with pytest.raises(UnidentifiableMessage):
         await receiver.receive(b"hello")
+
+
+async def test_accepted_copy_is_answered_as_then_even_if_it_no_longer_maps() -> None:
+    """A repeat is recognised on the refuse path too: what was accepted once keeps its ACK."""
+    raw = b"MSH|^~\\&|RIS|H|DACS|H|||ORU^R01|77|P|2.5\rPID|||1^^^H||Doe\r"  # ORU: refused today
+    sink = MemorySink()
+    sink.accepted["RIS|H|77"] = (hashlib.sha256(raw).hexdigest(), b"MSH|stored ACK\r")
+    receipt = await Hl7Receiver(sink).process(raw)
+    assert receipt.duplicate and receipt.ack == b"MSH|stored ACK\r" and sink.kept == []
+    other = raw.replace(b"Doe", b"Roe")  # same key, other bytes: refused as it is, and kept
+    receipt = await Hl7Receiver(sink).process(other)
+    assert receipt.outcome is AckOutcome.REJECT and sink.kept == [(receipt.key, other, receipt.ack, AckOutcome.REJECT)]
