@@ -20,12 +20,14 @@ from typing import Any
 from fhir_server.archive import Archive, QuarantineEntry
 from fhir_server.archive.base import digest
 from fhir_server.bundle import BundleProcessor
+from fhir_server.errors import FhirError
 from fhir_server.ingest.group_commit import GroupCommit
 from fhir_server.ingest.reconcile import Reconciler
 from fhir_server.service import FhirService, now_instant
 from fhir_server.storage import LoggedMessage
+from fhir_server.validation import validate_resource_cached
 from mappings.hl7v2 import AckOutcome, MappingResult, merge_upsert
-from mappings.hl7v2.errors import DuplicateKeyIdentifier
+from mappings.hl7v2.errors import ApplicationInternalError, DuplicateKeyIdentifier
 
 KIND = "hl7"
 
@@ -44,8 +46,11 @@ class Hl7Pipeline:
 
     # -- Hl7Sink ----------------------------------------------------------------------------------
     async def accept(self, key: str, raw: bytes, result: MappingResult, ack: bytes | None) -> bytes | None:
+        # Validation is pure CPU: done here, on the receiving thread, it overlaps the writer's commit of
+        # the previous group (the writer waits on the disk then), instead of adding to the writer's turn.
+        self.validate(result)
         message = LoggedMessage(KIND, key, now_instant(), digest(raw), AckOutcome.ACCEPT.value, raw, ack)
-        stored, was_refused = await self.writer.run(lambda: self.commit(result, message))
+        stored, was_refused = await self.writer.run(lambda: self.commit(result, message, validated=True))
         if was_refused:
             await asyncio.to_thread(self.archive.release, KIND, key)
         return stored
@@ -63,11 +68,25 @@ class Hl7Pipeline:
         return logged
 
     # -- work -------------------------------------------------------------------------------------
-    def commit(self, result: MappingResult, message: LoggedMessage | None = None) -> tuple[bytes | None, bool]:
+    @staticmethod
+    def validate(result: MappingResult) -> None:
+        """Validate the mapped resources; a mapping that made invalid FHIR is an application error."""
+        for entry in (result.bundle or {}).get("entry", []):
+            resource = entry.get("resource")
+            if isinstance(resource, dict):
+                try:
+                    validate_resource_cached(resource, resource.get("resourceType"))
+                except FhirError as exc:
+                    raise ApplicationInternalError(
+                        f"the mapped {resource.get('resourceType')} is not valid FHIR: {exc.diagnostics}") from None
+
+    def commit(self, result: MappingResult, message: LoggedMessage | None = None, *,
+               validated: bool = False) -> tuple[bytes | None, bool]:
         """Write one accepted message's resources and log it, in one transaction (synchronous).
 
-        Returns the stored ACK if ``message`` was accepted before (then nothing is written), and whether
-        its key is in the quarantine (an earlier copy was refused).
+        ``validated``: :meth:`validate` passed on ``result`` (what merging into stored resources
+        changes is validated again). Returns the stored ACK if ``message`` was accepted before (then
+        nothing is written), and whether its key is in the quarantine (an earlier copy was refused).
         """
         with self.service.store.transaction():
             if message is not None and (earlier := self._accepted_copy(message.key, message.sha256)):
@@ -80,7 +99,8 @@ class Hl7Pipeline:
                     upsert = upserts.get(full_url or "")
                     return merge_upsert(stored, incoming, upsert) if upsert is not None else incoming
 
-                entries = BundleProcessor(self.service, merge).transaction(result.bundle.get("entry", []))
+                entries = BundleProcessor(self.service, merge).transaction(result.bundle.get("entry", []),
+                                                                           prevalidated=validated)
                 orders = [e.stored.id for e in entries if e.stored is not None and e.stored.type == "ServiceRequest"]
             for order_id in orders:
                 self.reconciler.link_order(order_id)

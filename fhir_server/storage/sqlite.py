@@ -209,6 +209,9 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=OFF")
+        # Checkpoint (copy the WAL into the database) every 10,000 pages (40 MB) instead of 1,000: index
+        # pages that several commits touch are copied once, and commits pay for a checkpoint 10× less often.
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=268435456")
         return conn
