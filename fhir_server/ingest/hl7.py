@@ -58,13 +58,16 @@ class Hl7Pipeline:
     async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
         return await asyncio.to_thread(self._refuse, key, raw, ack, outcome)
 
-    def _accepted_copy(self, key: str, sha256: str) -> LoggedMessage | None:
-        """The logged message ``key`` if it was accepted (with these bytes, or else DuplicateKeyIdentifier)."""
-        logged = self.service.store.last_message(KIND, key)
+    @staticmethod
+    def _accepted_copy(logged: LoggedMessage | None, sha256: str) -> LoggedMessage | None:
+        """``logged`` (the last message under a key) if it was accepted with these bytes.
+
+        Raises DuplicateKeyIdentifier when it was accepted with other bytes.
+        """
         if logged is None or logged.outcome != AckOutcome.ACCEPT.value:
             return None  # never accepted: process the re-send
         if logged.sha256 != sha256:
-            raise DuplicateKeyIdentifier(f"message {key} was already received with different content")
+            raise DuplicateKeyIdentifier(f"message {logged.key} was already received with different content")
         return logged
 
     # -- work -------------------------------------------------------------------------------------
@@ -86,10 +89,11 @@ class Hl7Pipeline:
 
         ``validated``: :meth:`validate` passed on ``result`` (what merging into stored resources
         changes is validated again). Returns the stored ACK if ``message`` was accepted before (then
-        nothing is written), and whether its key is in the quarantine (an earlier copy was refused).
+        nothing is written), and whether an earlier copy was refused (its key is in the quarantine).
         """
         with self.service.store.transaction():
-            if message is not None and (earlier := self._accepted_copy(message.key, message.sha256)):
+            last = None if message is None else self.service.store.last_message(KIND, message.key)
+            if message is not None and (earlier := self._accepted_copy(last, message.sha256)):
                 return (earlier.reply if earlier.reply is not None else b""), False
             orders: list[str] = []
             if result.bundle:
@@ -112,14 +116,14 @@ class Hl7Pipeline:
             if message is None:
                 return None, False
             self.service.store.log_message(message)
-        return None, self.archive.is_quarantined(KIND, message.key)
+        return None, last is not None
 
     def _refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
         now = now_instant()
         sha = digest(raw)
         if key is not None:
             try:
-                earlier = self._accepted_copy(key, sha)
+                earlier = self._accepted_copy(self.service.store.last_message(KIND, key), sha)
             except DuplicateKeyIdentifier:
                 earlier = None  # another message had this key: this one is refused all the same
             if earlier is not None:

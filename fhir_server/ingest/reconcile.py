@@ -67,12 +67,13 @@ class Reconciler:
 
     def _studies_for(self, order: dict[str, Any]) -> list[StoredResource]:
         found: dict[str, StoredResource] = {}
-        keys = _accessions(order) + _study_uids(order)
-        for key in keys:
-            for study in _search(self.service, "ImagingStudy", "identifier", Cond("k", "eq", key)):
-                resource = study.resource()
-                if key in _accessions(resource) + _study_uids(resource):
-                    found[study.id] = study
+        keys = set(_accessions(order) + _study_uids(order))
+        if not keys:
+            return []
+        for study in _search(self.service, "ImagingStudy", "identifier", Cond("k", "in", tuple(sorted(keys)))):
+            resource = study.resource()
+            if keys & set(_accessions(resource) + _study_uids(resource)):
+                found[study.id] = study
         return list(found.values())
 
     def link_study(self, study_id: str) -> bool:
