@@ -77,11 +77,11 @@ class Hl7Pipeline:
         for entry in (result.bundle or {}).get("entry", []):
             resource = entry.get("resource")
             if isinstance(resource, dict):
+                type_ = str(resource.get("resourceType"))
                 try:
-                    validate_resource_cached(resource, resource.get("resourceType"))
+                    validate_resource_cached(resource, type_)
                 except FhirError as exc:
-                    raise ApplicationInternalError(
-                        f"the mapped {resource.get('resourceType')} is not valid FHIR: {exc.diagnostics}") from None
+                    raise ApplicationInternalError(f"the mapped {type_} is not valid FHIR: {exc.diagnostics}") from None
 
     def commit(self, result: MappingResult, message: LoggedMessage | None = None, *,
                validated: bool = False) -> tuple[bytes | None, bool]:
