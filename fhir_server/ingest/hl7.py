@@ -116,7 +116,7 @@ class Hl7Pipeline:
             if message is None:
                 return None, False
             self.service.store.log_message(message)
-        return None, last is not None
+        return None, last is not None and last.outcome != AckOutcome.ACCEPT.value
 
     def _refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
         now = now_instant()

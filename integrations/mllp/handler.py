@@ -43,6 +43,7 @@ from mappings.hl7v2 import (
 
 log = logging.getLogger(__name__)
 
+
 class Hl7Sink(Protocol):
     """Where messages go: stored, remembered and kept (implemented by the pipeline; see module docstring).
 
