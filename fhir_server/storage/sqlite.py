@@ -14,6 +14,7 @@ drives the query (``rid IN (…)`` over the index); the others are ``EXISTS`` pr
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from fhir_server.search.filters import (
 )
 from fhir_server.search.filters import And as AndFilter
 from fhir_server.storage.base import LoggedMessage, Page, Store, StoredResource, VersionConflict, Write
+
+log = logging.getLogger(__name__)
 
 _SCHEMA_TYPE = """
 CREATE TABLE IF NOT EXISTS "res_{t}" (
@@ -199,6 +202,10 @@ class SQLiteStore(Store):
         if version > _SCHEMA_VERSION:
             raise RuntimeError(f"{self.path} has schema version {version}, made by a newer DACS than this one "
                                f"(which knows up to {_SCHEMA_VERSION})")
+        existing = self._writer.execute("SELECT count(*) FROM sqlite_master WHERE name = 'history'").fetchone()[0]
+        if existing and version < _SCHEMA_VERSION:
+            log.warning("upgrading %s from schema version %d to %d (index rebuilds: a few minutes for millions "
+                        "of resources)", self.path, version, _SCHEMA_VERSION)
         steps = "".join(_MIGRATIONS[v].format(t=t) for v in range(version + 1, _SCHEMA_VERSION + 1)
                         for t in SERVED_TYPES)
         schema = _SCHEMA + "".join(_SCHEMA_TYPE.format(t=t) for t in SERVED_TYPES)
