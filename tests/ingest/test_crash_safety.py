@@ -10,7 +10,9 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -73,5 +75,72 @@ def test_kill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
                 summary = fhir.get("/Observation", params={"part-of": f"ImagingStudy/{study}",
                                                            "code": "http://loinc.org|73569-6"})
                 assert summary.json()["total"] == 1
+    finally:
+        restarted.stop()
+
+
+def _order(i: int) -> bytes:
+    return (f"MSH|^~\\&|RIS|RAD|DACS|DOSE|20240102030405||ORM^O01|KILL{i}|P|2.3.1\r"
+            f"PID|1||KILLMRN{i}^^^HOSP&1.2.3.4.5&ISO^MR||Doe^Jane||19700101|F\r"
+            f"ORC|NW|KILLPLC{i}^RIS|KILLFIL{i}^PACS||SC\r"
+            f"OBR|1|KILLPLC{i}^RIS|KILLFIL{i}^PACS|CTHEAD^CT Head^L||||||||||||||KILLACC{i}\r").encode()
+
+
+def _send_orders(port: int, numbers: list[int], acked: dict[int, bytes], stop: threading.Event) -> None:
+    """One RIS connection: send each order, wait for its ACK; note the AAs; stop when the server dies."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            for i in numbers:
+                if stop.is_set():
+                    return
+                sock.sendall(b"\x0b" + _order(i) + b"\x1c\r")
+                answer = b""
+                while not answer.endswith(b"\x1c\r"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    answer += chunk
+                if b"MSA|AA|" in answer:
+                    acked[i] = answer
+    except OSError:
+        return  # the server was killed
+
+
+def test_kill_during_hl7_burst_loses_no_acknowledged_order(tmp_path: Path) -> None:
+    """Four RIS connections share group commits; SIGKILL mid-burst; every AA'd order survives."""
+    data = tmp_path / "data"
+    server = RunningServer(data)
+    acked: dict[int, bytes] = {}
+    stop = threading.Event()
+    batches = [list(range(c, 400, 4)) for c in range(4)]
+    clients = [threading.Thread(target=_send_orders, args=(server.ports["MLLP"], b, acked, stop)) for b in batches]
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 40 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(10)
+    stop.set()
+    for client in clients:
+        client.join(30)
+    assert 40 <= len(acked) < 400
+
+    restarted = RunningServer(data)
+    try:
+        with httpx.Client(base_url=restarted.base, timeout=60) as fhir:
+            for i in acked:
+                found = fhir.get("/ServiceRequest", params={"identifier": f"KILLPLC{i}"}).json()
+                assert found["total"] == 1, i  # acknowledged means stored
+                patient = fhir.get("/" + found["entry"][0]["resource"]["subject"]["reference"])
+                assert patient.status_code == 200
+            # everything again: acknowledged orders get their stored ACK, the rest is stored once
+            again: dict[int, bytes] = {}
+            _send_orders(restarted.ports["MLLP"], list(range(400)), again, threading.Event())
+            assert len(again) == 400
+            assert all(again[i] == ack for i, ack in acked.items())  # the same ACK, byte for byte
+            for type_ in ("ServiceRequest", "Patient"):
+                total = fhir.get(f"/{type_}", params={"_summary": "count"}).json()["total"]
+                assert total == 400, type_
     finally:
         restarted.stop()
