@@ -81,13 +81,6 @@ def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
     return node
 
 
-def _may_contain(body: bytes, value: str) -> bool:
-    """Whether the string ``value`` can occur in the JSON ``body``: a cheap test before walking a resource."""
-    if '"' in value or "\\" in value or not value.isprintable():
-        return True  # JSON would escape it: walk to be sure
-    return value.encode() in body
-
-
 def _conditional_refs(node: Any, found: set[str]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -145,13 +138,9 @@ class BundleProcessor:
             self._assign_ids(entries)
             mapping = {e.full_url: f"{e.type}/{e.target_id}" for e in entries
                        if e.full_url and e.target_id and e.method in ("POST", "PUT")}
-            # most resources mention none of the bundle's fullUrls or conditional references: a byte search
-            # of their JSON spares walking them
-            bodies = {e.index: orjson.dumps(e.resource) for e in entries if e.resource is not None}
             conditional: set[str] = set()
             for e in entries:
-                if e.resource is not None and b"?" in bodies[e.index]:
-                    _conditional_refs(e.resource, conditional)
+                _conditional_refs(e.resource, conditional)
             for ref in conditional:
                 mapping[ref] = self._resolve_conditional_reference(ref)
             writes: list[Write] = []
@@ -160,9 +149,7 @@ class BundleProcessor:
                 if e.method in ("GET", "HEAD"):
                     continue
                 if e.resource is not None:
-                    mentioned = {k: v for k, v in mapping.items() if _may_contain(bodies[e.index], k)}
-                    if mentioned:
-                        e.resource = _rewrite(e.resource, mentioned)
+                    e.resource = _rewrite(e.resource, mapping)
                 try:
                     write = self._prepare(e, now)
                 except FhirError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import socket
 import warnings
 from collections import Counter
@@ -101,13 +102,20 @@ async def _serve(settings: Settings) -> None:
     typer.echo(f"DACS HTTP listening on http://{settings.host}:{http_socket.getsockname()[1]}/fhir")
     try:
         await server.serve(sockets=[http_socket])
-    finally:
+    finally:  # stop receiving, finish what was received, stop the workers, close the store
         await recovery
         await mllp.stop()
         await asyncio.to_thread(dicom.stop)
-        await asyncio.to_thread(runtime.evaluation.stop)
-        if runtime.pool is not None:
-            runtime.pool.shutdown()
+        await asyncio.to_thread(runtime.close, 60.0)
+        typer.echo("DACS stopped")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (``systemctl stop``, ``docker stop``) stops the server as Ctrl-C does: through the
+    ``finally`` of :func:`_serve`. uvicorn handles the signal while it serves and raises it again
+    afterwards; without this handler that second delivery would end the process on the spot, before
+    the store is closed and the worker processes are stopped."""
+    raise SystemExit(0)
 
 
 @app.command()
@@ -128,6 +136,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(data_dir=data_dir, store=store, host=host, http_port=http_port, dicom_port=dicom_port,
                         dicom_aet=dicom_aet, mllp_port=mllp_port)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(_serve(settings))
 
 

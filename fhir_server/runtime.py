@@ -19,6 +19,7 @@ from fhir_server.ingest.hl7 import Hl7Pipeline
 from fhir_server.service import FhirService
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, open_store
+from fhir_server.workers import exit_with_parent
 
 
 @dataclass
@@ -53,17 +54,19 @@ class Runtime:
         evaluation.start()
         pool = None
         if mapping_processes > 0:
-            pool = ProcessPoolExecutor(mapping_processes, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(mapping_processes, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=exit_with_parent)
             pool.submit(map_object, b"", settings.timezone, None).result()  # load the modules now, not at 1st C-STORE
         dicom = DicomPipeline(service, archive, timezone=settings.timezone, evaluate=evaluation.submit, pool=pool)
         return cls(settings, store, service, archive, Hl7Pipeline(service, archive), dicom, evaluator, evaluation,
                    pool)
 
-    def close(self) -> None:
-        """Finish queued writes and evaluations, then release the store."""
+    def close(self, drain_timeout: float | None = None) -> None:
+        """Finish queued writes and evaluations (waiting at most ``drain_timeout`` s for these), then
+        release the store. Evaluations still queued then are found again when a server starts."""
         self.hl7.close()
         if self.pool is not None:
             self.pool.shutdown()
-        self.evaluation.drain()
+        self.evaluation.drain(drain_timeout)
         self.evaluation.stop()
         self.store.close()

@@ -28,12 +28,18 @@ _HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 415
 
 def create_app(settings: Settings, service: FhirService | None = None,
                extras: dict[str, Any] | None = None) -> FastAPI:
-    """The DACS FHIR application over ``service`` (over a store opened from ``settings`` when not given)."""
+    """The DACS FHIR application over ``service`` (over a store opened from ``settings`` when not given).
+
+    The store is closed at shutdown only when the app opened it; a given service's store belongs to
+    its owner (``dacs serve``'s runtime closes it after the receivers have stopped).
+    """
+    owns_store = service is None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        app.state.store.close()
+        if owns_store:
+            app.state.store.close()
 
     app = FastAPI(title="DACS FHIR R4 server", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", openapi_url="/openapi.json")

@@ -64,7 +64,9 @@ def _work(settings_fields: dict[str, Any], queue: Any, done: Any) -> None:
     from fhir_server.evaluation import DoseEvaluator
     from fhir_server.service import FhirService
     from fhir_server.storage import open_store
+    from fhir_server.workers import exit_with_parent
 
+    exit_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(**settings_fields)
     store = open_store(settings.store_url())

@@ -77,8 +77,10 @@ class RunningServer:
             self.lines.append(line)
 
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops it: the server shuts down cleanly and exits 0."""
         self.process.terminate()
-        self.process.wait(timeout=10)
+        code = self.process.wait(timeout=60)
+        assert code == 0, "".join(self.lines[-30:])
 
 
 @pytest.fixture(scope="session")

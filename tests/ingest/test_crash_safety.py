@@ -144,3 +144,40 @@ def test_kill_during_hl7_burst_loses_no_acknowledged_order(tmp_path: Path) -> No
                 assert total == 400, type_
     finally:
         restarted.stop()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_worker_processes_do_not_outlive_the_server(tmp_path: Path, how: signal.Signals) -> None:
+    """Stopped (SIGTERM: a clean stop) or killed, the server leaves no orphaned workers behind."""
+    server = RunningServer(tmp_path / "data")
+    workers = _children(server.process.pid)
+    assert len(workers) >= 2  # mapping and evaluation workers (and multiprocessing's resource tracker)
+    server.process.send_signal(how)
+    code = server.process.wait(30)
+    if how == signal.SIGTERM:
+        server._drain.join(10)
+        assert code == 0 and "DACS stopped" in "".join(server.lines)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)]
