@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fhir_server.archive import Archive, QuarantineEntry
@@ -30,6 +31,8 @@ from mappings.hl7v2 import AckOutcome, MappingResult, merge_upsert
 from mappings.hl7v2.errors import ApplicationInternalError, DuplicateKeyIdentifier
 
 KIND = "hl7"
+
+log = logging.getLogger(__name__)
 
 
 class Hl7Pipeline:
@@ -52,7 +55,12 @@ class Hl7Pipeline:
         message = LoggedMessage(KIND, key, now_instant(), digest(raw), AckOutcome.ACCEPT.value, raw, ack)
         stored, was_refused = await self.writer.run(lambda: self.commit(result, message, validated=True))
         if was_refused:
-            await asyncio.to_thread(self.archive.release, KIND, key)
+            # committed now: the earlier refusal's quarantine flag goes; failing to remove it must not
+            # turn the committed message's AA into an AR
+            try:
+                await asyncio.to_thread(self.archive.release, KIND, key)
+            except OSError:
+                log.exception("HL7 %s: committed, but its quarantine flag could not be removed", key)
         return stored
 
     async def refuse(self, key: str | None, raw: bytes, ack: bytes | None, outcome: AckOutcome) -> bytes | None:
