@@ -149,8 +149,8 @@ def _is_hl7(path: Path) -> bool:
 def _import_hl7(runtime: Runtime, path: Path, counts: Counter[str], problems: list[tuple[str, str]]) -> None:
     receiver = _hl7_receiver(runtime)
     batch = split_messages(path.read_bytes())
-    for index, raw in enumerate(batch.messages, 1):
-        receipt = asyncio.run(receiver.process(raw))
+    receipts = asyncio.run(receiver.process_many(batch.messages))
+    for index, receipt in enumerate(receipts, 1):
         if receipt.duplicate:
             counts["duplicate"] += 1
         elif receipt.outcome is AckOutcome.ACCEPT:

@@ -20,7 +20,9 @@ An MLLP block holding an FHS/BHS batch, or several MSH, is answered with a batch
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -134,6 +136,18 @@ class Hl7Receiver:
             message = receipt.error.message if receipt.error else "no MSH segment"
             raise UnidentifiableMessage(f"no MSH segment: {message}")
         return receipt.ack
+
+    async def process_many(self, messages: Sequence[bytes], window: int = 32) -> list[Receipt]:
+        """Process messages from a file (``dacs import``), up to ``window`` at a time; receipts in order.
+
+        Each message is parsed, mapped and handed to the sink before the next one starts, so a sink
+        that commits in the order it is handed messages (the pipeline's group commit does) applies
+        them in file order, while many share one commit.
+        """
+        receipts: list[Receipt] = []
+        for start in range(0, len(messages), window):
+            receipts += await asyncio.gather(*(self.process(m) for m in messages[start:start + window]))
+        return receipts
 
     async def process(self, raw: bytes) -> Receipt:
         """Process one message (MLLP or ``dacs import``); never raises, the outcome is in the Receipt."""

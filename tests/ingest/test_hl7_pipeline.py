@@ -109,3 +109,20 @@ async def test_mapping_that_makes_invalid_fhir_is_an_application_error(runtime: 
     with pytest.raises(ApplicationInternalError, match="not valid FHIR"):
         await runtime.hl7.accept(duplicate_key(result.header), raw, broken, ack)
     assert count(runtime, "Patient") == 0 and runtime.store.last_message("hl7", duplicate_key(result.header)) is None
+
+
+def update(i: int) -> bytes:
+    return (f"MSH|^~\\&|RIS|RAD|DACS|DOSE|20240102030405||ADT^A08|U{i}|P|2.5\r"
+            f"PID|1||SAME^^^HOSP&1.2.3.4.5&ISO^MR||Name{i:03d}^Jane||19700101|F\r").encode()
+
+
+async def test_a_file_is_applied_in_order_many_messages_per_commit(runtime: Runtime) -> None:
+    """``dacs import`` hands messages on many at a time; updates of one patient still apply in file order."""
+    messages = [update(i) for i in range(70)]
+    receipts = await Hl7Receiver(runtime.hl7).process_many(messages, window=32)
+    assert [r.key for r in receipts] == [f"RIS|RAD|U{i}" for i in range(70)]
+    assert all(r.outcome is AckOutcome.ACCEPT and not r.duplicate for r in receipts)
+    [patient] = runtime.service.search("Patient", [("identifier", "SAME")]).page.resources
+    history = runtime.service.history("Patient", patient.id, {"_count": "100"}).resources
+    families = [h.resource()["name"][0]["family"] for h in reversed(history)]
+    assert families == [f"Name{i:03d}" for i in range(70)]  # one version per message, in file order
