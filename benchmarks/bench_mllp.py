@@ -14,7 +14,10 @@ The server runs in its own process (one event loop and one writer thread: one co
 Python), the client in this one; each client connection sends an ORM^O01, waits for its ACK, then
 sends the next (what a RIS does). The goal is ≥ 500 order messages/s end to end on one core.
 
-A second capability compares the in-process cost of parse+map+ACK with hl7apy's parse alone
+**import** (``dacs import`` of an HL7 file) runs in process: :meth:`Hl7Receiver.process_many`, 32
+messages in flight sharing commits, against the same messages one at a time.
+
+A further capability compares the in-process cost of parse+map+ACK with hl7apy's parse alone
 (``find_groups=False``), the library the reference measured at 20–50 messages/s.
 """
 
@@ -144,12 +147,39 @@ def _in_process_rates(count: int) -> tuple[float, float]:
     return throughput(ours, min_seconds=1.0), baseline
 
 
+def _import_rates(count: int) -> tuple[float, float]:
+    """``dacs import`` of a file of ORMs into a fresh store: ``process_many`` (32 in flight, commits
+    shared) against the same messages one at a time (one commit each)."""
+    import tempfile
+    from pathlib import Path
+
+    from fhir_server.runtime import Runtime
+    from fhir_server.settings import Settings
+    from integrations.mllp import Hl7Receiver
+
+    async def one_by_one(receiver: Hl7Receiver, messages: list[bytes]) -> None:
+        for message in messages:
+            await receiver.process(message)
+
+    rates = []
+    for offset, windowed in ((30_000_000, True), (40_000_000, False)):
+        runtime = Runtime.open(Settings(data_dir=Path(tempfile.mkdtemp(prefix="dacs-bench-import-"))))
+        receiver = Hl7Receiver(runtime.hl7)
+        messages = [order_message(offset + i) for i in range(count)]
+        start = time.perf_counter()
+        asyncio.run(receiver.process_many(messages) if windowed else one_by_one(receiver, messages))
+        rates.append(count / (time.perf_counter() - start))
+        runtime.close()
+    return rates[0], rates[1]
+
+
 def run(scale: float = 1.0) -> list[Result]:
     count = max(100, int(2000 * scale))
     bare = _server_rates("bare", count)
     full = _server_rates("full", count)
     stored = _server_rates("stored", count)
     ours, hl7apy_rate = _in_process_rates(max(50, int(500 * scale)))
+    imported, sequential = _import_rates(max(100, int(1000 * scale)))
     results = [
         Result("HL7 v2 over MLLP", f"ORM^O01 parse+map+ACK (no store), {n} connection{'s' if n > 1 else ''}",
                full[n], "msg/s", f"bare MLLP server (fixed ACK), {n} connection{'s' if n > 1 else ''}", bare[n])
@@ -163,6 +193,8 @@ def run(scale: float = 1.0) -> list[Result]:
     ]
     results.append(Result("HL7 v2 parse", "ORM^O01 parse+map+ACK in process (mappings.hl7v2)", ours, "msg/s",
                           "hl7apy parse_message only (find_groups=False)", hl7apy_rate))
+    results.append(Result("HL7 v2 import", "dacs import of an ORM file: 32 messages in flight, shared commits",
+                          imported, "msg/s", "the same messages one at a time", sequential))
     return results
 
 
