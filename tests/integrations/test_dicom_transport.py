@@ -65,3 +65,43 @@ def test_quick_ack_is_armed_before_reading(pair: tuple[LowLatencySocket, socket.
     peer.sendall(b"x")
     ours.recv(1)
     assert ours.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+
+
+def test_a_queued_primitive_wakes_the_reactor(pair: tuple[LowLatencySocket, socket.socket],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reactor waits in select() for data *or* for something to send, never on a timer."""
+    ours, _ = pair
+    dul = ours.assoc.dul
+    ours._wake_on_work(dul)
+    monkeypatch.setattr("integrations.dicom.transport.IDLE_WAIT_S", 3600.0)  # would hang without the wake-up
+    waiter = threading.Thread(target=lambda: results.append(ours.ready))
+    results: list[bool] = []
+    waiter.start()
+    dul.to_provider_queue.put("a primitive")
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and results == [False]  # woken, and no data to read
+    assert dul.to_provider_queue.get_nowait() == "a primitive"
+
+
+def test_echoes_are_answered_with_a_long_idle_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every C-ECHO-RSP is sent because queuing it wakes the reactor (an hour-long idle wait would
+    otherwise hold each response back past the client's 10 s timeout)."""
+    from pynetdicom.sop_class import Verification
+
+    from integrations.dicom import DicomListener, DicomListenerConfig, StoreOutcome
+
+    monkeypatch.setattr("integrations.dicom.transport.IDLE_WAIT_S", 3600.0)
+    listener = DicomListener(DicomListenerConfig(ae_title="DACS", host="127.0.0.1", port=0),
+                             lambda obj: StoreOutcome.success(), None)
+    port = listener.start()
+    try:
+        ae = AE()
+        ae.add_requested_context(Verification)
+        ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = 10
+        assoc = ae.associate("127.0.0.1", port, ae_title="DACS")
+        assert assoc.is_established
+        statuses = [assoc.send_c_echo().Status for _ in range(20)]
+        assoc.release()
+        assert statuses == [0x0000] * 20
+    finally:
+        listener.stop()
