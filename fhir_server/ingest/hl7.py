@@ -53,7 +53,7 @@ class Hl7Pipeline:
         # the previous group (the writer waits on the disk then), instead of adding to the writer's turn.
         self.validate(result)
         message = LoggedMessage(KIND, key, now_instant(), digest(raw), AckOutcome.ACCEPT.value, raw, ack)
-        stored, was_refused = await self.writer.run(lambda: self.commit(result, message, validated=True))
+        stored, was_refused = await self.writer.run(lambda: self._commit(result, message))
         if was_refused:
             # committed now: the earlier refusal's quarantine flag goes; failing to remove it must not
             # turn the committed message's AA into an AR
@@ -67,8 +67,9 @@ class Hl7Pipeline:
         return await asyncio.to_thread(self._refuse, key, raw, ack, outcome)
 
     @staticmethod
-    def _accepted_copy(logged: LoggedMessage | None, sha256: str) -> LoggedMessage | None:
-        """``logged`` (the last message under a key) if it was accepted with these bytes.
+    def _stored_ack(logged: LoggedMessage | None, sha256: str) -> bytes | None:
+        """The ACK of ``logged`` (the last message under a key; ``b""`` if it asked for none) if it was
+        accepted with these bytes, else None.
 
         Raises DuplicateKeyIdentifier when it was accepted with other bytes.
         """
@@ -76,7 +77,7 @@ class Hl7Pipeline:
             return None  # never accepted: process the re-send
         if logged.sha256 != sha256:
             raise DuplicateKeyIdentifier(f"message {logged.key} was already received with different content")
-        return logged
+        return logged.reply if logged.reply is not None else b""
 
     # -- work -------------------------------------------------------------------------------------
     @staticmethod
@@ -91,18 +92,17 @@ class Hl7Pipeline:
                 except FhirError as exc:
                     raise ApplicationInternalError(f"the mapped {type_} is not valid FHIR: {exc.diagnostics}") from None
 
-    def commit(self, result: MappingResult, message: LoggedMessage | None = None, *,
-               validated: bool = False) -> tuple[bytes | None, bool]:
-        """Write one accepted message's resources and log it, in one transaction (synchronous).
+    def _commit(self, result: MappingResult, message: LoggedMessage) -> tuple[bytes | None, bool]:
+        """Write one accepted message's resources and log it, in one transaction (the writer's unit).
 
-        ``validated``: :meth:`validate` passed on ``result`` (what merging into stored resources
-        changes is validated again). Returns the stored ACK if ``message`` was accepted before (then
-        nothing is written), and whether an earlier copy was refused (its key is in the quarantine).
+        ``result`` passed :meth:`validate` (what merging into stored resources changes is validated
+        again). Returns the stored ACK if ``message`` was accepted before (then nothing is written),
+        and whether an earlier copy was refused (its key is in the quarantine).
         """
         with self.service.store.transaction():
-            last = None if message is None else self.service.store.last_message(KIND, message.key)
-            if message is not None and (earlier := self._accepted_copy(last, message.sha256)):
-                return (earlier.reply if earlier.reply is not None else b""), False
+            last = self.service.store.last_message(KIND, message.key)
+            if (earlier_ack := self._stored_ack(last, message.sha256)) is not None:
+                return earlier_ack, False
             orders: list[str] = []
             if result.bundle:
                 upserts = {u.full_url: u for u in result.upserts}
@@ -112,7 +112,7 @@ class Hl7Pipeline:
                     return merge_upsert(stored, incoming, upsert) if upsert is not None else incoming
 
                 entries = BundleProcessor(self.service, merge).transaction(result.bundle.get("entry", []),
-                                                                           prevalidated=validated)
+                                                                           prevalidated=True)
                 orders = [e.stored.id for e in entries if e.stored is not None and e.stored.type == "ServiceRequest"]
             for order_id in orders:
                 self.reconciler.link_order(order_id)
@@ -121,8 +121,6 @@ class Hl7Pipeline:
                 new = self.service.find("Patient", [("identifier", repoint.new.token)], limit=1)
                 if old and new and old[0].id != new[0].id:
                     self.reconciler.repoint_patient(old[0].id, new[0].id)
-            if message is None:
-                return None, False
             self.service.store.log_message(message)
         return None, last is not None and last.outcome != AckOutcome.ACCEPT.value
 
@@ -131,11 +129,11 @@ class Hl7Pipeline:
         sha = digest(raw)
         if key is not None:
             try:
-                earlier = self._accepted_copy(self.service.store.last_message(KIND, key), sha)
+                stored = self._stored_ack(self.service.store.last_message(KIND, key), sha)
             except DuplicateKeyIdentifier:
-                earlier = None  # another message had this key: this one is refused all the same
-            if earlier is not None:
-                return earlier.reply if earlier.reply is not None else b""
+                stored = None  # another message had this key: this one is refused all the same
+            if stored is not None:
+                return stored
         name = key or f"unidentified-{sha}"
         self.service.store.log_message(LoggedMessage(KIND, name, now, sha, outcome.value, raw, ack))
         text = (ack or b"").decode("latin-1").replace("\r", " | ")
