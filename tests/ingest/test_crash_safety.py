@@ -21,6 +21,7 @@ import pytest
 
 from tests.fhir_server.conftest import RunningServer
 from tests.ingest.test_dicom_ingest import generated
+from tests.ingest.test_hl7_pipeline import order
 
 
 def test_kill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
@@ -79,13 +80,6 @@ def test_kill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
         restarted.stop()
 
 
-def _order(i: int) -> bytes:
-    return (f"MSH|^~\\&|RIS|RAD|DACS|DOSE|20240102030405||ORM^O01|KILL{i}|P|2.3.1\r"
-            f"PID|1||KILLMRN{i}^^^HOSP&1.2.3.4.5&ISO^MR||Doe^Jane||19700101|F\r"
-            f"ORC|NW|KILLPLC{i}^RIS|KILLFIL{i}^PACS||SC\r"
-            f"OBR|1|KILLPLC{i}^RIS|KILLFIL{i}^PACS|CTHEAD^CT Head^L||||||||||||||KILLACC{i}\r").encode()
-
-
 def _send_orders(port: int, numbers: list[int], acked: dict[int, bytes], stop: threading.Event) -> None:
     """One RIS connection: send each order, wait for its ACK; note the AAs; stop when the server dies."""
     try:
@@ -93,7 +87,7 @@ def _send_orders(port: int, numbers: list[int], acked: dict[int, bytes], stop: t
             for i in numbers:
                 if stop.is_set():
                     return
-                sock.sendall(b"\x0b" + _order(i) + b"\x1c\r")
+                sock.sendall(b"\x0b" + order(i) + b"\x1c\r")
                 answer = b""
                 while not answer.endswith(b"\x1c\r"):
                     chunk = sock.recv(65536)
@@ -130,7 +124,7 @@ def test_kill_during_hl7_burst_loses_no_acknowledged_order(tmp_path: Path) -> No
     try:
         with httpx.Client(base_url=restarted.base, timeout=60) as fhir:
             for i in acked:
-                found = fhir.get("/ServiceRequest", params={"identifier": f"KILLPLC{i}"}).json()
+                found = fhir.get("/ServiceRequest", params={"identifier": f"PLC{i}"}).json()
                 assert found["total"] == 1, i  # acknowledged means stored
                 patient = fhir.get("/" + found["entry"][0]["resource"]["subject"]["reference"])
                 assert patient.status_code == 200
